@@ -1,0 +1,415 @@
+"""Dynamic-inversion throughput: neurodyn's fixed-point routes against per-sample Euler.
+
+What is measured
+----------------
+The steady state of the nonlinear dynamic-inversion controller (Algorithm 1 of the
+Podlaski & Machens 2020 supplement), one layer, g = tanh::
+
+    d delta_0/dt = -delta_0 + B u
+    d u/dt       = -alpha u + W tanh(delta_0) - delta_out
+
+for a batch of output errors ``delta_out``, by four methods on the same float64 arrays:
+
+``baseline``
+    Faithful per-sample Algorithm 1: explicit Euler, dt = 0.5, 1000 steps from
+    delta_0 = u = 0, the controller updated first as in the public reference code
+    (``u += dt * (...)``, then ``delta += dt * (-delta + B u)`` with the new ``u``),
+    compiled with ``numba.njit`` and run one sample at a time.
+``ode``
+    ``nd.fixed_point(method="ode")``: integrate the batch to steady state, then polish
+    with Newton on the reduced controller equation.
+``ode_raw``
+    ``nd.simulate(..., steady_state=True)`` alone, without the Newton polish.
+``equilibrium``
+    ``nd.fixed_point(method="equilibrium")``: Newton from the initial state, verified by
+    the spectral abscissa; only samples reported ``stable`` count as valid.
+
+Errors are measured against an independent reference: Newton in numpy on the controller
+equation ``F(u) = W tanh(B u) - delta_out - alpha u = 0`` (Jacobian
+``W diag(1 - tanh^2(B u)) B - alpha I``), iterated until the step is below 1e-14, and
+``delta_0 = B u``. ``max_rel_error`` is the maximum over samples of
+``||delta_0 - delta_0_ref|| / ||delta_0_ref||``; a non-finite sample counts as ``inf``.
+
+Timing: a neurodyn method is called once (compilation included), then timed as the best
+of ``--repeats`` (>= 3) further calls; ``compile_s`` is the first call minus the best
+call. The baseline is compiled by a call on 2 samples (``compile_s``), then timed once on
+all samples. ``samples_per_s = samples / seconds`` and ``speedup`` is relative to the
+baseline of the same case.
+
+Cases (1000 samples each by default, ``numpy.random.default_rng(seed)``):
+
+- ``20->10 tanh``: W ~ U(-1, 1) (10 x 20), B = -W^T, alpha = 0.01, delta_out ~ 0.1 N(0, 1);
+- ``1000->10 tanh`` (MNIST output layer): W ~ U(-0.01, 0.01) (10 x 1000), B = -50 W^T,
+  alpha = 0.01, delta_out ~ 0.1 N(0, 1).
+
+Targets (``1000->10 tanh``, 1000 samples, 2-core CPU): ``equilibrium`` >= 50x and
+``ode`` >= 5x the baseline throughput, each with every sample valid and
+``max_rel_error <= 1e-4`` and no worse than the baseline's. The script prints whether
+they were met, from the measurements of this run.
+
+Run::
+
+    python benchmarks/di_throughput.py                       # full run, both cases
+    python benchmarks/di_throughput.py --json /tmp/di.json   # also write the results
+    python benchmarks/di_throughput.py --quick               # 100-sample smoke run
+    python benchmarks/di_throughput.py --cases 1000-10 --samples 500
+
+Needs the ``bench`` extra (numba).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+
+import neurodyn as nd  # noqa: E402
+from neurodyn.circuits import DynamicInversion  # noqa: E402
+from neurodyn.core.nonlinearities import parse  # noqa: E402
+
+ALPHA = 0.01
+EULER_DT = 0.5
+EULER_STEPS = 1000
+SIMULATE_KWARGS = dict(t1=500.0, rtol=1e-6, atol=1e-9)
+REFERENCE_STEP_TOL = 1e-14
+REFERENCE_MAX_ITERS = 100
+#: a baseline sample whose last Euler step still moved delta_0 by more than this has not settled
+SETTLED_CHANGE = 1e-8
+
+TARGET_CASE = "1000->10 tanh"
+TARGET_SPEEDUPS = {"equilibrium": 50.0, "ode": 5.0}
+TARGET_MAX_REL_ERROR = 1e-4
+
+
+# ---- cases -----------------------------------------------------------------------
+@dataclass
+class Case:
+    name: str
+    W: np.ndarray  # d1 x d0
+    B: np.ndarray  # d0 x d1
+    alpha: float
+    delta_out: np.ndarray  # samples x d1
+
+    @property
+    def samples(self) -> int:
+        return self.delta_out.shape[0]
+
+
+def case_key(name: str) -> str:
+    """Shell-friendly id of a case name: ``"1000->10 tanh"`` -> ``"1000-10"``."""
+    return name.split()[0].replace("->", "-")
+
+
+def make_case(name: str, d0: int, w_scale: float, b_gain: float, samples: int, seed: int) -> Case:
+    rng = np.random.default_rng(seed)
+    W = rng.uniform(-w_scale, w_scale, size=(10, d0))
+    delta_out = 0.1 * rng.standard_normal((samples, 10))
+    return Case(name, W, np.ascontiguousarray(-b_gain * W.T), ALPHA, delta_out)
+
+
+CASE_SPECS = {
+    "20->10 tanh": dict(d0=20, w_scale=1.0, b_gain=1.0),
+    "1000->10 tanh": dict(d0=1000, w_scale=0.01, b_gain=50.0),
+}
+
+
+# ---- reference ---------------------------------------------------------------------
+def reference_delta0(case: Case) -> tuple[np.ndarray, float]:
+    """Newton on ``F(u) = W tanh(B u) - delta_out - alpha u`` for every sample (numpy).
+
+    Returns ``(delta_0_ref, max |F|)``; raises if a sample's step does not fall below
+    ``REFERENCE_STEP_TOL`` (relative to ``max(1, ||u||)``).
+    """
+    W, B, a, d = case.W, case.B, case.alpha, case.delta_out
+    eye = np.eye(W.shape[0])
+
+    def residual(u):
+        return np.tanh(u @ B.T) @ W.T - d - a * u
+
+    u = np.zeros_like(d)
+    for _ in range(REFERENCE_MAX_ITERS):
+        gain = 1.0 - np.tanh(u @ B.T) ** 2  # samples x d0
+        J = np.einsum("ij,sj,jk->sik", W, gain, B) - a * eye
+        step = np.linalg.solve(J, -residual(u)[..., None])[..., 0]
+        u = u + step
+        if np.all(np.linalg.norm(step, axis=1) < REFERENCE_STEP_TOL * np.maximum(1.0, np.linalg.norm(u, axis=1))):
+            return u @ B.T, float(np.max(np.abs(residual(u))))
+    raise RuntimeError(f"reference Newton did not converge on '{case.name}'")
+
+
+def relative_errors(delta0: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Per-sample ``||delta0 - ref|| / ||ref||``, ``inf`` where ``delta0`` is not finite."""
+    err = np.linalg.norm(delta0 - ref, axis=1) / np.linalg.norm(ref, axis=1)
+    return np.where(np.all(np.isfinite(delta0), axis=1), err, np.inf)
+
+
+# ---- baseline: per-sample Algorithm 1, numba ---------------------------------------
+@numba.njit(cache=False)
+def euler_one(W, B, alpha, delta_out, dt, steps, out):
+    """Algorithm 1 for one sample into ``out``; returns the last step's ``max|change of delta|``."""
+    d1, d0 = W.shape
+    delta = out
+    delta[:] = 0.0
+    u = np.zeros(d1)
+    last = 0.0
+    for _ in range(steps):
+        last = 0.0
+        for i in range(d1):  # controller first (public reference code)
+            acc = 0.0
+            for j in range(d0):
+                acc += W[i, j] * math.tanh(delta[j])
+            u[i] += dt * (-alpha * u[i] + acc - delta_out[i])
+        for j in range(d0):
+            acc = 0.0
+            for i in range(d1):
+                acc += B[j, i] * u[i]
+            change = dt * (-delta[j] + acc)
+            delta[j] += change
+            last = max(last, abs(change))
+    return last
+
+
+@numba.njit(cache=False)
+def euler_all(W, B, alpha, delta_out, dt, steps):
+    """Every sample in turn: ``(delta_0, last-step change)``."""
+    out = np.empty((delta_out.shape[0], W.shape[1]))
+    last = np.empty(delta_out.shape[0])
+    for s in range(delta_out.shape[0]):
+        last[s] = euler_one(W, B, alpha, delta_out[s], dt, steps, out[s])
+    return out, last
+
+
+# ---- timing ------------------------------------------------------------------------
+@dataclass
+class Run:
+    """One method's output on one case, with its timing."""
+
+    delta0: np.ndarray
+    valid: np.ndarray  # finite and settled (baseline), stable (fixed_point), converged (simulate)
+    seconds: float
+    compile_s: float
+    note: str
+    errors_over_valid_only: bool = False
+
+
+def timed(fn, *args):
+    t = time.perf_counter()
+    out = fn(*args)
+    return out, time.perf_counter() - t
+
+
+def best_of(fn, repeats: int):
+    """Call ``fn`` once to compile, then ``repeats`` times; ``(result, best_s, compile_s)``.
+
+    JAX's caches are cleared first so that ``compile_s`` does not depend on what ran before.
+    """
+    jax.clear_caches()
+    _, first = timed(fn)
+    best, out = math.inf, None
+    for _ in range(repeats):
+        out, s = timed(fn)
+        best = min(best, s)
+    return out, best, max(first - best, 0.0)
+
+
+def run_baseline(case: Case, repeats: int) -> Run:
+    args = (case.W, case.B, case.alpha)
+    _, compile_s = timed(euler_all, *args, case.delta_out[:2], EULER_DT, EULER_STEPS)
+    (delta0, last), seconds = timed(euler_all, *args, case.delta_out, EULER_DT, EULER_STEPS)
+    finite = np.all(np.isfinite(delta0), axis=1)
+    settled = finite & (last <= SETTLED_CHANGE)
+    unsettled = int(np.sum(~settled))
+    note = (
+        f"Euler dt={EULER_DT} x{EULER_STEPS}; non-finite {int(np.sum(~finite))}/{case.samples}, "
+        f"unsettled {unsettled}/{case.samples} (last-step max|d delta| {np.max(last):.1e})"
+    )
+    return Run(delta0, settled, seconds, compile_s, note)
+
+
+def circuit_of(case: Case) -> DynamicInversion:
+    return DynamicInversion(W=(jnp.asarray(case.W),), B=(jnp.asarray(case.B),), alpha=case.alpha, g=(parse("tanh"),))
+
+
+def run_fixed_point(case: Case, repeats: int, method: str) -> Run:
+    c, inputs = circuit_of(case), {"delta_out": case.delta_out}
+    kwargs = SIMULATE_KWARGS if method == "ode" else {}
+    eq, seconds, compile_s = best_of(lambda: nd.fixed_point(c, inputs, method=method, **kwargs), repeats)
+    note = f"stable {int(eq.stable.sum())}/{case.samples}, reason={eq.reason}, newton={eq.newton_steps}"
+    if eq.trajectory is not None:
+        note += f", ode steps={eq.trajectory.num_steps}"
+    return Run(eq.state["delta_0"], eq.stable, seconds, compile_s, note, errors_over_valid_only=method == "equilibrium")
+
+
+def run_ode_raw(case: Case, repeats: int) -> Run:
+    c, inputs = circuit_of(case), {"delta_out": case.delta_out}
+    tr, seconds, compile_s = best_of(lambda: nd.simulate(c, inputs, steady_state=True, **SIMULATE_KWARGS), repeats)
+    note = f"converged {int(tr.converged.sum())}/{case.samples}, reason={tr.reason}, steps={tr.num_steps}"
+    return Run(tr.final["delta_0"], tr.converged, seconds, compile_s, note)
+
+
+METHODS = {
+    "baseline": run_baseline,
+    "ode": lambda case, repeats: run_fixed_point(case, repeats, "ode"),
+    "ode_raw": run_ode_raw,
+    "equilibrium": lambda case, repeats: run_fixed_point(case, repeats, "equilibrium"),
+}
+
+
+# ---- rows, table, targets -----------------------------------------------------------
+@dataclass
+class Row:
+    name: str
+    method: str
+    samples: int
+    samples_per_s: float
+    speedup: float
+    max_rel_error: float
+    compile_s: float
+    seconds: float
+    valid: int
+    note: str
+    extra: dict = field(default_factory=dict)
+
+
+def make_row(case: Case, method: str, run: Run, ref: np.ndarray, baseline_sps: float) -> Row:
+    errors = relative_errors(run.delta0, ref)
+    extra = {}
+    if run.errors_over_valid_only:
+        extra["max_rel_error_all_samples"] = float(np.max(errors))
+        errors = errors[run.valid]
+    sps = case.samples / run.seconds
+    return Row(
+        name=case.name,
+        method=method,
+        samples=case.samples,
+        samples_per_s=sps,
+        speedup=sps / baseline_sps,
+        max_rel_error=float(np.max(errors)) if errors.size else math.nan,
+        compile_s=run.compile_s,
+        seconds=run.seconds,
+        valid=int(np.sum(run.valid)),
+        note=run.note,
+        extra=extra,
+    )
+
+
+def run_case(case: Case, repeats: int) -> tuple[list[Row], dict]:
+    ref, ref_residual = reference_delta0(case)
+    runs = {}
+    for method, fn in METHODS.items():
+        print(f"  {case.name}: {method} ...", file=sys.stderr, flush=True)
+        runs[method] = fn(case, repeats)
+    baseline_sps = case.samples / runs["baseline"].seconds
+    rows = [make_row(case, m, r, ref, baseline_sps) for m, r in runs.items()]
+    return rows, {"name": case.name, "reference_max_abs_residual": ref_residual}
+
+
+def print_table(rows: list[Row]) -> None:
+    header = f"{'case':<15} {'method':<12} {'samples/s':>11} {'speedup':>9} {'max_rel_err':>11} {'compile_s':>9}  note"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(
+            f"{r.name:<15} {r.method:<12} {r.samples_per_s:>11.1f} {r.speedup:>8.1f}x "
+            f"{r.max_rel_error:>11.2e} {r.compile_s:>9.2f}  {r.note}"
+        )
+
+
+def check_targets(rows: list[Row]) -> list[tuple[str, bool, str]]:
+    """``(description, met, measured)`` per target from this run's rows; ``met`` is None if not run."""
+    by = {(r.name, r.method): r for r in rows}
+    base = by.get((TARGET_CASE, "baseline"))
+    results = []
+    for method, speedup in TARGET_SPEEDUPS.items():
+        desc = f"{TARGET_CASE} {method}: >= {speedup:g}x, max_rel_error <= {TARGET_MAX_REL_ERROR:g} and <= baseline's, all valid"
+        row = by.get((TARGET_CASE, method))
+        if row is None or base is None:
+            results.append((desc, None, "case not run"))
+            continue
+        met = (
+            row.speedup >= speedup
+            and row.max_rel_error <= TARGET_MAX_REL_ERROR
+            and not row.max_rel_error > base.max_rel_error
+            and row.valid == row.samples
+        )
+        measured = f"{row.speedup:.1f}x, error {row.max_rel_error:.2e} (baseline {base.max_rel_error:.2e}), valid {row.valid}/{row.samples}"
+        results.append((desc, met, measured))
+    return results
+
+
+def machine_info() -> dict:
+    dev = jax.devices()[0]
+    return {
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "processor": platform.processor(),
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "numba": numba.__version__,
+        "numpy": np.__version__,
+        "neurodyn": nd.__version__,
+        "device": f"{dev.platform}:{dev.device_kind}",
+    }
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    keys = {case_key(n): n for n in CASE_SPECS}
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--samples", type=int, default=1000, help="samples per case (default 1000)")
+    p.add_argument("--quick", action="store_true", help="smoke run: 100 samples")
+    p.add_argument("--cases", nargs="+", choices=sorted(keys), default=list(keys), help="subset of cases (default all)")
+    p.add_argument("--repeats", type=int, default=3, help="timed calls per neurodyn method, best taken (>= 3)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    args = p.parse_args(argv)
+    if args.repeats < 3:
+        p.error("--repeats must be >= 3")
+    if args.quick:
+        args.samples = min(args.samples, 100)
+    args.cases = [keys[k] for k in args.cases]
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    machine = machine_info()
+    print(f"machine: {machine['cpu_count']} CPUs, {machine['platform']}, jax {machine['jax']} on {machine['device']}")
+    rows, references = [], []
+    for name in args.cases:
+        case_rows, ref = run_case(make_case(name, **CASE_SPECS[name], samples=args.samples, seed=args.seed), args.repeats)
+        rows += case_rows
+        references.append(ref)
+    print_table(rows)
+    print(f"reference: Newton to step < {REFERENCE_STEP_TOL:g}; max |F(u_ref)| " + ", ".join(f"{r['name']}: {r['reference_max_abs_residual']:.1e}" for r in references))
+    targets = check_targets(rows)
+    print(f"targets (defined for 1000 samples on a 2-core CPU; this run: {args.samples} samples, {machine['cpu_count']} CPUs):")
+    for desc, met, measured in targets:
+        print(f"  [{'NOT RUN' if met is None else 'MET' if met else 'NOT MET'}] {desc}: {measured}")
+    if args.json:
+        report = {
+            "cases": [{**{k: v for k, v in asdict(r).items() if k != "extra"}, **r.extra} for r in rows],
+            "references": references,
+            "targets": [{"target": d, "met": m, "measured": s} for d, m, s in targets],
+            "machine": machine,
+        }
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Pieces shared by the dynamic-inversion family (options, arrays, per-layer g)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import jax.numpy as jnp
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..core import nonlinearities
+from ..core.circuit import ArraySpec
+
+
+class LeakyOptions(BaseModel):
+    """Options common to the dynamic-inversion kinds."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    nonlinearity: str | list[str] = Field("tanh", description="g applied to delta_i: one name, or a list, one per delta_0..delta_{L-1}")
+    leak: float = Field(0.0, ge=0.0, description="controller leak alpha >= 0")
+
+    @field_validator("nonlinearity")
+    @classmethod
+    def _names(cls, v):
+        for name in [v] if isinstance(v, str) else v:
+            nonlinearities.parse(name)
+        return v
+
+
+class ControllerOptions(LeakyOptions):
+    controller: Literal["nonlinear", "linearized"] = Field(
+        "nonlinear", description="nonlinear (Algorithm 1) or linearized (Algorithm 2) controller"
+    )
+
+
+def layer_nonlinearities(spec: str | list[str], n: int) -> tuple[nonlinearities.Nonlinearity, ...]:
+    """One nonlinearity per ``delta_0..delta_{n-1}`` from a name or a list of n names."""
+    names = [spec] * n if isinstance(spec, str) else list(spec)
+    if len(names) != n:
+        raise ValueError(f"nonlinearity lists one name per delta_0..delta_{n - 1}: expected {n}, got {len(names)}")
+    return tuple(nonlinearities.parse(s) for s in names)
+
+
+def forward_specs(sizes: list[int]) -> dict[str, ArraySpec]:
+    """``W_l`` is ``d_l x d_{l-1}`` for l = 1..L."""
+    return {f"W{l}": ArraySpec((sizes[l], sizes[l - 1]), doc=f"forward weights W_{l}") for l in range(1, len(sizes))}
+
+
+def feedback_specs(sizes: list[int]) -> dict[str, ArraySpec]:
+    """``B_l`` is ``d_{l-1} x d_l`` for l = 1..L."""
+    return {f"B{l}": ArraySpec((sizes[l - 1], sizes[l]), doc=f"feedback weights B_{l}") for l in range(1, len(sizes))}
+
+
+def preactivation_specs(sizes: list[int]) -> dict[str, ArraySpec]:
+    """Inputs ``a_0..a_{L-1}`` (pre-activations for the linearized controller)."""
+    return {
+        f"a_{i}": ArraySpec((sizes[i],), role="input", default="zeros", doc=f"pre-activation a_{i} (linearized controller)")
+        for i in range(len(sizes) - 1)
+    }
+
+
+def error_spec(sizes: list[int]) -> dict[str, ArraySpec]:
+    return {"delta_out": ArraySpec((sizes[-1],), role="input", doc="output error delta_L")}
+
+
+def relative_error(x, ref):
+    return jnp.linalg.norm(x - ref) / jnp.linalg.norm(ref)

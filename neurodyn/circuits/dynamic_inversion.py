@@ -1,0 +1,198 @@
+"""Sequential dynamic inversion (Podlaski & Machens 2020), any depth.
+
+For each layer ``l = 1..L`` a controller ``u_l`` drives the error ``delta_{l-1}``
+through the feedback matrix ``B_l`` until the forward readout of ``delta_{l-1}``
+matches the error of the layer above (main-text eq. 16, Algorithm 1):
+
+    d delta_{l-1}/dt = -delta_{l-1} + B_l u_l
+    d u_l/dt         = -alpha u_l + W_l g(delta_{l-1}) - delta_l
+
+With the linearized controller (Algorithm 2) the readout is ``W_l delta_{l-1}`` and the
+error handed down is ``delta_{l-1} * s'(a_{l-1})``. All layers run at once (Algorithm 3
+generalised): layer ``l-1``'s target is the live ``delta_{l-1}`` of the layer above;
+``delta_L`` is the input ``delta_out``.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import equinox as eqx
+
+from ..core.circuit import Circuit, KindInfo, register
+from ..core.nonlinearities import Nonlinearity
+from ..core.stability import two_block_eigenvalues
+from ._common import ControllerOptions, error_spec, feedback_specs, forward_specs, layer_nonlinearities, preactivation_specs, relative_error
+
+
+@register
+class DynamicInversion(Circuit):
+    """Stacked sequential DI; state ``delta_0..delta_{L-1}``, ``u_1..u_L``."""
+
+    kind = "dynamic_inversion"
+
+    W: tuple  # W_1..W_L, W_l is d_l x d_{l-1}
+    B: tuple  # B_1..B_L, B_l is d_{l-1} x d_l
+    alpha: float
+    g: tuple[Nonlinearity, ...]  # g[i] acts on delta_i
+    controller: str = eqx.field(static=True, default="nonlinear")
+
+    @property
+    def L(self) -> int:
+        return len(self.W)
+
+    @property
+    def sizes(self) -> list[int]:
+        return [self.W[0].shape[1]] + [w.shape[0] for w in self.W]
+
+    @property
+    def linearized(self) -> bool:
+        return self.controller == "linearized"
+
+    def state_shapes(self):
+        d = self.sizes
+        shapes = {f"delta_{i}": (d[i],) for i in range(self.L)}
+        shapes.update({f"u_{l}": (d[l],) for l in range(1, self.L + 1)})
+        return shapes
+
+    def input_shapes(self):
+        shapes = {"delta_out": (self.sizes[-1],)}
+        if self.linearized:
+            shapes.update({f"a_{i}": (self.sizes[i],) for i in range(self.L)})
+        return shapes
+
+    # ---- the equations -----------------------------------------------------------
+    def readout(self, i, delta, inputs):
+        """What the controller of layer i+1 reads from ``delta_i``: ``g(delta_i)`` or ``delta_i``."""
+        return delta if self.linearized else self.g[i](delta)
+
+    def target(self, l, state, inputs):
+        """``delta_l`` as seen by controller ``l``: the input at the top, else the live error
+        of the layer above (times ``s'(a_l)`` for the linearized controller)."""
+        if l == self.L:
+            return inputs["delta_out"]
+        delta = state[f"delta_{l}"]
+        return delta * self.g[l].deriv(inputs[f"a_{l}"]) if self.linearized else delta
+
+    def vector_field(self, t, state, inputs):
+        """Eq. 16 / Algorithms 1-3 of the supplement, all layers at once."""
+        out = {}
+        for l in range(1, self.L + 1):
+            delta, u = state[f"delta_{l - 1}"], state[f"u_{l}"]
+            out[f"delta_{l - 1}"] = -delta + self.B[l - 1] @ u
+            out[f"u_{l}"] = -self.alpha * u + self.W[l - 1] @ self.readout(l - 1, delta, inputs) - self.target(l, state, inputs)
+        return {k: out[k] for k in self.state_shapes()}
+
+    def closed_form(self, inputs):
+        """Linear dynamics (linear g, or the linearized controller), layer by layer from the
+        top: ``u_l = (W_l B_l - alpha I)^{-1} delta_l``, ``delta_{l-1} = B_l u_l``
+        (EQUATIONS.md 1.1, the NDI matrix of Algorithm 5)."""
+        if not self.linearized and any(g.name != "linear" for g in self.g):
+            return None
+        state = {}
+        for l in range(self.L, 0, -1):
+            W, B = self.W[l - 1], self.B[l - 1]
+            u = jnp.linalg.solve(W @ B - self.alpha * jnp.eye(W.shape[0], dtype=W.dtype), self.target(l, state, inputs))
+            state[f"u_{l}"], state[f"delta_{l - 1}"] = u, B @ u
+        return {k: state[k] for k in self.state_shapes()}
+
+    def checks(self, state, inputs):
+        """``||W_L g(delta_{L-1}) - delta_out - alpha u_L|| / ||delta_out||`` (steady state of eq. 16)."""
+        top = self.W[-1] @ self.readout(self.L - 1, state[f"delta_{self.L - 1}"], inputs)
+        return {"readout_relative_error": relative_error(top - self.alpha * state[f"u_{self.L}"], inputs["delta_out"])}
+
+    # ---- linearisation -----------------------------------------------------------
+    def _loop_gain(self, l, state, inputs):
+        """``W_l diag(g'(delta_{l-1}))`` (``W_l`` for the linearized controller)."""
+        W = self.W[l - 1]
+        return W if self.linearized else W * self.g[l - 1].deriv(state[f"delta_{l - 1}"])[None, :]
+
+    def block_matrix(self, state, inputs):
+        """Analytic Jacobian: S24 ``[[-I, B_l], [W_l D_{l-1}, -alpha I]]`` per layer, and the
+        coupling ``-I`` (``-diag(s'(a_l))``, linearized) from ``delta_l`` into ``u_l``."""
+        shapes = self.state_shapes()
+        offsets, n = {}, 0
+        for k, s in shapes.items():
+            offsets[k] = (n, n + s[0])
+            n += s[0]
+        J = jnp.zeros((n, n), dtype=self.W[0].dtype)
+
+        def put(row, col, block):
+            nonlocal J
+            (r0, r1), (c0, c1) = offsets[row], offsets[col]
+            J = J.at[r0:r1, c0:c1].set(block)
+
+        for l in range(1, self.L + 1):
+            d, u = f"delta_{l - 1}", f"u_{l}"
+            put(d, d, -jnp.eye(self.sizes[l - 1]))
+            put(d, u, self.B[l - 1])
+            put(u, d, self._loop_gain(l, state, inputs))
+            put(u, u, -self.alpha * jnp.eye(self.sizes[l]))
+            if l < self.L:
+                gain = self.g[l].deriv(inputs[f"a_{l}"]) if self.linearized else jnp.ones(self.sizes[l])
+                put(u, f"delta_{l}", -jnp.diag(gain))
+        return J
+
+    def eigenvalues(self, state, inputs):
+        """The Jacobian is block-triangular over layers, each block S24-shaped: the union of
+        the per-layer spectra, each from the Schur-complement quadratic."""
+        return jnp.concatenate(
+            [two_block_eigenvalues(self.B[l - 1], self._loop_gain(l, state, inputs), 1.0, self.alpha) for l in range(1, self.L + 1)]
+        )
+
+    # ---- reduced equilibrium: the controllers u_1..u_L ---------------------------
+    def reduce(self, state):
+        return jnp.concatenate([state[f"u_{l}"] for l in range(1, self.L + 1)])
+
+    def expand(self, z, inputs):
+        state, i = {}, 0
+        for l in range(1, self.L + 1):
+            u = z[i : i + self.sizes[l]]
+            i += self.sizes[l]
+            state[f"u_{l}"], state[f"delta_{l - 1}"] = u, self.B[l - 1] @ u
+        return {k: state[k] for k in self.state_shapes()}
+
+    def reduced_residual(self, z, inputs):
+        """``W_l g(B_l u_l) - delta_l - alpha u_l`` for every layer (``delta_{l-1} = B_l u_l``)."""
+        f = self.vector_field(0.0, self.expand(z, inputs), inputs)
+        return jnp.concatenate([f[f"u_{l}"] for l in range(1, self.L + 1)])
+
+    # ---- model files -------------------------------------------------------------
+    Options = ControllerOptions
+
+    @classmethod
+    def array_specs(cls, sizes, options):
+        specs = forward_specs(sizes) | feedback_specs(sizes) | error_spec(sizes)
+        if options.controller == "linearized":
+            specs.update(preactivation_specs(sizes))
+        return specs
+
+    @classmethod
+    def from_arrays(cls, sizes, options, arrays):
+        L = len(sizes) - 1
+        return cls(
+            W=tuple(jnp.asarray(arrays[f"W{l}"]) for l in range(1, L + 1)),
+            B=tuple(jnp.asarray(arrays[f"B{l}"]) for l in range(1, L + 1)),
+            alpha=float(options.leak),
+            g=layer_nonlinearities(options.nonlinearity, L),
+            controller=options.controller,
+        )
+
+    @classmethod
+    def info(cls):
+        return KindInfo(
+            kind=cls.kind,
+            summary="sequential dynamic inversion, L >= 1 stacked layers (supplement eq. 16, Algorithms 1-3)",
+            options={
+                "nonlinearity": "g on delta_i: a name or a list of L names (default tanh)",
+                "controller": "nonlinear | linearized (default nonlinear)",
+                "leak": "controller leak alpha >= 0 (default 0)",
+            },
+            arrays={
+                "W1..WL": "forward weights, W_l is d_l x d_{l-1}",
+                "B1..BL": "feedback weights, B_l is d_{l-1} x d_l",
+                "delta_out": "input: output error delta_L (d_L), optional leading batch",
+                "a_0..a_{L-1}": "input, linearized controller only: pre-activations (default zeros)",
+            },
+            state="delta_0..delta_{L-1}, u_1..u_L",
+        )
+

@@ -1,0 +1,133 @@
+"""The ``neurodyn`` command: parses arguments, calls the library, maps errors to exit codes.
+
+Exit codes: 0 success; 2 invalid input; 3 numerical failure; 1 internal error (a bug).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_BUG, EXIT_INPUT, EXIT_NUMERICAL = 0, 1, 2, 3
+
+
+def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    p = argparse.ArgumentParser(prog="neurodyn", description="Credit-assignment circuits as ODEs: simulate, check, list.")
+    p.add_argument("--version", action="version", version=f"neurodyn {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("simulate", help="integrate a model file to its fixed point and write results")
+    s.add_argument("model", nargs="?", help="model file (TOML); default: the packaged models/dynamic_inversion.toml")
+    s.add_argument("--out", type=Path, help="output folder (default: out/<model name>)")
+    s.add_argument("--no-plot", action="store_true", help="do not write convergence.png")
+    s.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: when stderr is a terminal)")
+
+    c = sub.add_parser("check", help="validate a model file and print the resolved circuit")
+    c.add_argument("model", help="model file (TOML)")
+
+    sub.add_parser("list", help="list the circuit kinds with their options and arrays")
+    return p
+
+
+def _error(message: str) -> None:
+    print(f"neurodyn: error: {message}", file=sys.stderr)
+
+
+def _fmt(x) -> str:
+    return "n/a" if x is None else f"{x:.3g}"
+
+
+def _cmd_simulate(args) -> int:
+    from .io.model import load_model
+    from .io.simulation import run_simulation
+
+    model = load_model(args.model)
+    out = args.out if args.out is not None else Path("out") / model.name
+    if out.exists() and not out.is_dir():
+        _error(f"--out {out}: exists and is not a folder; choose another output folder")
+        return EXIT_INPUT
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    summary = run_simulation(model, out, plot=not args.no_plot, progress=progress)
+    batch = f", batch {summary['batch']}" if summary["batch"] else ""
+    print(f"{summary['name']} ({summary['kind']}, sizes {summary['sizes']}{batch})")
+    state = "yes" if summary["converged"] else "NO"
+    print(f"  converged: {state} ({summary['reason']}; ODE {summary['ode_reason']} at t = {summary['t_final']:.4g} after {summary['num_steps']} steps, Newton {summary['newton_steps']} steps)")
+    verdict = "stable" if summary["stable"] else "NOT stable"
+    print(f"  residual max|dy/dt| = {_fmt(summary['residual'])}; spectral abscissa = {_fmt(summary['spectral_abscissa'])} ({verdict})")
+    for name, c in summary["checks"].items():
+        print(f"  check {name} = {_fmt(c['value'])} (tolerance {c['tolerance']:.0e}): {'passed' if c['passed'] else 'FAILED'}")
+    print(f"  wall time {summary['wall_time_s']:.2f} s; results in {out}/")
+    if not summary["converged"]:
+        _error(f"{model.path}: the circuit did not converge ({summary['reason']}); see {out}/summary.json")
+        return EXIT_NUMERICAL
+    return EXIT_OK
+
+
+def _cmd_check(args) -> int:
+    from .io.model import load_model
+
+    m = load_model(args.model)
+    print(f"{m.path}: valid")
+    print(f"  name: {m.name}" + (f" - {m.description}" if m.description else ""))
+    print(f"  kind: {m.kind}; sizes: {m.sizes}; master seed: {m.seed}")
+    print(f"  options: {', '.join(f'{k}={v}' for k, v in m.options.model_dump().items())}")
+    specs = m.cls.array_specs(m.sizes, m.options)
+    print("  arrays:")
+    for name, spec in specs.items():
+        a = m.arrays[name]
+        seed = f", seed {a.seed}" if a.seed is not None else ""
+        print(f"    {name:<10} {spec.role:<6} shape {str(a.value.shape):<12} {a.source}{seed}")
+    state = m.circuit.state_shapes()
+    print(f"  state: {', '.join(f'{k}{v}' for k, v in state.items())} ({m.circuit.state_size} per sample)")
+    print(f"  simulation: {', '.join(f'{k}={v}' for k, v in m.simulation.kwargs().items())}")
+    return EXIT_OK
+
+
+def _cmd_list(args) -> int:
+    from .core.circuit import REGISTRY
+
+    for kind in sorted(REGISTRY):
+        info = REGISTRY[kind].info()
+        print(f"{info.kind}: {info.summary}")
+        print(f"  state: {info.state}")
+        for k, v in info.options.items():
+            print(f"  option {k}: {v}")
+        for k, v in info.arrays.items():
+            print(f"  array  {k}: {v}")
+        print()
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command is None:
+        _parser().print_help()
+        return EXIT_INPUT
+    import jax
+
+    jax.config.update("jax_enable_x64", True)  # analysis runs in float64 (DESIGN.md)
+    from . import circuits  # noqa: F401  (registers the kinds)
+    from .io.errors import ModelError
+
+    commands = {"simulate": _cmd_simulate, "check": _cmd_check, "list": _cmd_list}
+    try:
+        return commands[args.command](args)
+    except ModelError as err:
+        _error(str(err))
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except Exception as err:  # noqa: BLE001
+        import traceback
+
+        traceback.print_exc()
+        _error(f"internal error (a bug in neurodyn, please report it): {type(err).__name__}: {err}")
+        return EXIT_BUG
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

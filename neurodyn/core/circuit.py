@@ -1,0 +1,200 @@
+"""The ``Circuit`` base class and the registry of circuit kinds.
+
+A circuit is an :class:`equinox.Module` whose fields are its arrays (weights,
+parameters) and static options. It describes *one sample*; the engine vmaps it over a
+leading batch axis. The engine knows nothing about any particular algorithm: it only
+uses the methods below.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+State = dict[str, jax.Array]
+Inputs = dict[str, jax.Array]
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    """What a kind expects of one named array in a model file.
+
+    ``role`` is ``"param"`` (held by the circuit) or ``"input"`` (per sample, may carry
+    a leading batch axis). ``default`` is ``"zeros"`` for an optional array, else None.
+    """
+
+    shape: tuple[int, ...]
+    role: str = "param"
+    default: str | None = None
+    doc: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is None
+
+
+@dataclass(frozen=True)
+class KindInfo:
+    """Self-description of a kind for ``neurodyn list``."""
+
+    kind: str
+    summary: str
+    options: Mapping[str, str] = field(default_factory=dict)
+    arrays: Mapping[str, str] = field(default_factory=dict)
+    state: str = ""
+
+
+class Circuit(eqx.Module):
+    """Base class of every circuit kind.
+
+    Subclasses define:
+
+    - ``kind`` (class variable) and ``info()`` for ``neurodyn list``;
+    - ``array_specs(sizes, options)`` and ``from_arrays(sizes, options, arrays)``
+      (class methods used by the model-file loader);
+    - ``state_shapes()``: ordered ``{name: shape}`` of the state variables, which fixes
+      the order of the flattened state used by Jacobians and block matrices;
+    - ``input_shapes()``: ``{name: shape}`` of the per-sample inputs;
+    - ``init_state(inputs)`` and ``vector_field(t, state, inputs)`` (pure, one sample).
+
+    Optional: ``closed_form(inputs)``, ``block_matrix(state, inputs)`` (analytic
+    Jacobian), ``eigenvalues(state, inputs)`` (structured spectrum), ``checks(state,
+    inputs)`` (named per-sample comparisons against the paper) and the reduced
+    equilibrium equation ``reduce / reduced_residual / expand``.
+    """
+
+    kind: ClassVar[str] = ""
+
+    # --- required interface -------------------------------------------------------
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        raise NotImplementedError
+
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        raise NotImplementedError
+
+    def vector_field(self, t, state: State, inputs: Inputs) -> State:
+        raise NotImplementedError
+
+    def init_state(self, inputs: Inputs) -> State:
+        """Default initial state: zeros (as in Algorithms 1-5)."""
+        dtype = _float_dtype(inputs)
+        return {k: jnp.zeros(s, dtype) for k, s in self.state_shapes().items()}
+
+    # --- optional interface ---------------------------------------------------------
+    def closed_form(self, inputs: Inputs) -> State | None:
+        """Analytic steady state where the paper gives one, else None."""
+        return None
+
+    def block_matrix(self, state: State, inputs: Inputs) -> jax.Array | None:
+        """Analytic Jacobian of the vector field at ``state`` (flattened order), or None."""
+        return None
+
+    def eigenvalues(self, state: State, inputs: Inputs) -> jax.Array:
+        """Eigenvalues of the Jacobian at ``state``; dense fallback."""
+        return jnp.linalg.eigvals(jacobian(self, state, inputs))
+
+    def checks(self, state: State, inputs: Inputs) -> dict[str, jax.Array]:
+        """Named scalar comparisons (relative errors) for one sample at a fixed point."""
+        return {}
+
+    # Reduced equilibrium equation: a smaller unknown ``z`` such that the fixed point
+    # is ``expand(z)`` where ``reduced_residual(z) = 0``. Default: the full state.
+    def reduce(self, state: State) -> jax.Array:
+        return flatten(state, self.state_shapes())
+
+    def reduced_residual(self, z: jax.Array, inputs: Inputs) -> jax.Array:
+        state = self.expand(z, inputs)
+        return flatten(self.vector_field(0.0, state, inputs), self.state_shapes())
+
+    def expand(self, z: jax.Array, inputs: Inputs) -> State:
+        return unflatten(z, self.state_shapes())
+
+    # --- construction from model files ---------------------------------------------
+    @classmethod
+    def array_specs(cls, sizes: list[int], options: Any) -> dict[str, ArraySpec]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_arrays(cls, sizes: list[int], options: Any, arrays: Mapping[str, Any]) -> "Circuit":
+        raise NotImplementedError
+
+    @classmethod
+    def validate_sizes(cls, sizes: list[int]) -> None:
+        """Raise ValueError when ``sizes`` do not suit this kind."""
+        if len(sizes) < 2:
+            raise ValueError("sizes needs at least two layers, e.g. [20, 10]")
+
+    @classmethod
+    def info(cls) -> KindInfo:
+        raise NotImplementedError
+
+    @property
+    def state_size(self) -> int:
+        return sum(math.prod(s) for s in self.state_shapes().values())
+
+
+# ---------------------------------------------------------------------------------
+def flatten(state: Mapping[str, jax.Array], shapes: Mapping[str, tuple[int, ...]]) -> jax.Array:
+    """Concatenate one sample's state variables in the order of ``shapes``."""
+    return jnp.concatenate([jnp.reshape(state[k], (-1,)) for k in shapes])
+
+
+def unflatten(vec: jax.Array, shapes: Mapping[str, tuple[int, ...]]) -> State:
+    out, i = {}, 0
+    for k, s in shapes.items():
+        n = math.prod(s)
+        out[k] = jnp.reshape(vec[i : i + n], s)
+        i += n
+    return out
+
+
+def jacobian(circuit: Circuit, state: State, inputs: Inputs, t: float = 0.0) -> jax.Array:
+    """Dense Jacobian of the (one-sample) vector field at ``state``, via ``jax.jacfwd``."""
+    shapes = circuit.state_shapes()
+
+    def f(v):
+        return flatten(circuit.vector_field(t, unflatten(v, shapes), inputs), shapes)
+
+    return jax.jacfwd(f)(flatten(state, shapes))
+
+
+def _float_dtype(inputs: Mapping[str, Any]):
+    for v in inputs.values():
+        if jnp.issubdtype(jnp.asarray(v).dtype, jnp.floating):
+            return jnp.asarray(v).dtype
+    return jnp.zeros(()).dtype
+
+
+# ---------------------------------------------------------------------------------
+REGISTRY: dict[str, type[Circuit]] = {}
+
+
+def register(cls: type[Circuit]) -> type[Circuit]:
+    """Class decorator: make a circuit kind available to model files and the CLI."""
+    if not cls.kind:
+        raise TypeError(f"{cls.__name__} has no kind")
+    if cls.kind in REGISTRY and REGISTRY[cls.kind] is not cls:
+        raise TypeError(f"kind '{cls.kind}' registered twice")
+    REGISTRY[cls.kind] = cls
+    return cls
+
+
+def get_kind(kind: str) -> type[Circuit]:
+    import difflib
+
+    if kind not in REGISTRY:
+        close = difflib.get_close_matches(kind, list(REGISTRY), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else f"; known kinds: {', '.join(sorted(REGISTRY))}"
+        raise KeyError(f"unknown circuit kind '{kind}'{hint}")
+    return REGISTRY[kind]
+
+
+def as_numpy(tree):
+    return jax.tree_util.tree_map(np.asarray, tree)

@@ -1,0 +1,183 @@
+"""Fixed points: integrate towards steady state, then polish with Newton.
+
+Two routes (DESIGN.md, Numerics):
+
+- ``method="ode"``: :func:`~neurodyn.core.simulate.simulate` to steady state, then
+  Newton-polish on the circuit's reduced equilibrium equation;
+- ``method="equilibrium"``: Newton on the reduced equation from the initial state,
+  without integrating. Fast, but it may find an unstable fixed point, so the result is
+  verified by the spectral abscissa of the Jacobian.
+
+Either way ``converged`` requires a finite state whose full vector field is below the
+tolerance, and ``stable`` requires a negative spectral abscissa there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optimistix as optx
+
+from .circuit import Circuit, flatten
+from .simulate import Trajectory, batch_inputs, batched_vector_field, sample_max_abs, simulate
+from .stability import spectral_abscissa
+
+METHODS = ("ode", "equilibrium")
+
+
+@dataclass
+class Equilibrium:
+    """Result of :func:`fixed_point` (numpy; batch axis kept only if the input had one).
+
+    ``residual`` is ``max|dy/dt|`` at ``state`` per sample; ``spectral_abscissa`` the
+    largest real part of the Jacobian's eigenvalues there.
+    """
+
+    state: dict[str, np.ndarray]
+    residual: np.ndarray
+    converged: np.ndarray
+    spectral_abscissa: np.ndarray
+    stable: np.ndarray
+    reason: str
+    newton_steps: int
+    trajectory: Trajectory | None = None
+
+    @property
+    def all_converged(self) -> bool:
+        return bool(np.all(self.converged))
+
+
+def default_tol(dtype) -> float:
+    """Residual tolerance for ``converged``: tight in float64, loose in float32."""
+    return 1e-9 if jnp.dtype(dtype) == jnp.float64 else 1e-4
+
+
+@eqx.filter_jit
+def _newton(circuit: Circuit, inputs, z0, rtol, atol, max_steps):
+    def solve_one(z, inp):
+        sol = optx.root_find(
+            lambda zz, a: circuit.reduced_residual(zz, a),
+            optx.Newton(rtol=rtol, atol=atol),
+            z,
+            inp,
+            max_steps=max_steps,
+            throw=False,
+        )
+        return sol.value, sol.stats["num_steps"]
+
+    z, steps = jax.vmap(solve_one)(z0, inputs)
+    state = jax.vmap(circuit.expand)(z, inputs)
+    return state, jnp.max(steps)
+
+
+@eqx.filter_jit
+def _verify(circuit: Circuit, state, inputs):
+    f = batched_vector_field(circuit)(0.0, state, inputs)
+    residual = sample_max_abs(f)
+    scale = sample_max_abs(state)
+    eigs = jax.vmap(circuit.eigenvalues)(state, inputs)
+    return residual, scale, spectral_abscissa(eigs)
+
+
+def fixed_point(
+    circuit: Circuit,
+    inputs: Mapping[str, jax.Array],
+    *,
+    method: str = "ode",
+    tol: float | None = None,
+    newton_rtol: float = 1e-12,
+    newton_atol: float = 1e-14,
+    newton_max_steps: int = 64,
+    **simulate_kwargs,
+) -> Equilibrium:
+    """The fixed point of ``circuit`` for every sample of ``inputs``.
+
+    Arguments:
+        method: ``"ode"`` (integrate with ``simulate_kwargs``, then polish) or
+            ``"equilibrium"`` (Newton on the reduced equation from the initial state).
+        tol: residual tolerance for ``converged``: ``max|dy/dt| <= tol * max(1, max|y|)``;
+            default 1e-9 in float64, 1e-4 in float32.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown fixed-point method '{method}' (choose from {', '.join(METHODS)})")
+    binputs, _, had_batch = batch_inputs(circuit, inputs)
+    traj = None
+    if method == "ode":
+        traj = simulate(circuit, inputs, **simulate_kwargs)
+        start = {k: jnp.asarray(v if had_batch else v[None]) for k, v in traj.final.items()}
+    else:
+        start = jax.vmap(circuit.init_state)(binputs)
+    dtype = jax.tree_util.tree_leaves(start)[0].dtype
+    tol = default_tol(dtype) if tol is None else tol
+    if traj is not None and traj.reason in ("diverged", "nonfinite"):
+        state, steps = start, 0
+    else:
+        z0 = jax.vmap(circuit.reduce)(start)
+        state, steps = _newton(circuit, binputs, z0, newton_rtol, newton_atol, newton_max_steps)
+    residual, scale, sa = (np.asarray(x) for x in _verify(circuit, state, binputs))
+    state = {k: np.asarray(v) for k, v in state.items()}
+    finite = np.isfinite(residual) & np.all(
+        [np.all(np.isfinite(v.reshape(v.shape[0], -1)), axis=1) for v in state.values()], axis=0
+    )
+    converged = finite & (residual <= tol * np.maximum(1.0, scale))
+    stable = converged & (sa < 0)
+    if traj is not None and not traj.all_converged:
+        # the dynamics did not settle: report the solver's reason, not Newton's
+        reason = traj.reason
+        converged &= traj.converged
+        stable &= traj.converged
+    elif not np.all(converged):
+        reason = "newton_failed" if np.all(finite) else "nonfinite"
+    elif not np.all(stable):
+        reason = "unstable_fixed_point"
+    else:
+        reason = "converged"
+    if not had_batch:
+        state = {k: v[0] for k, v in state.items()}
+    return Equilibrium(
+        state=state,
+        residual=residual,
+        converged=converged,
+        spectral_abscissa=sa,
+        stable=stable,
+        reason=reason,
+        newton_steps=int(steps),
+        trajectory=traj,
+    )
+
+
+def check_tolerance(dtype) -> float:
+    """Tolerance of the named checks: 1e-8 in float64, 1e-3 in float32."""
+    return 1e-8 if jnp.dtype(dtype) == jnp.float64 else 1e-3
+
+
+@eqx.filter_jit
+def _check_values(circuit: Circuit, state, inputs):
+    shapes = circuit.state_shapes()
+    values = dict(jax.vmap(circuit.checks)(state, inputs))
+    closed = jax.eval_shape(circuit.closed_form, jax.tree_util.tree_map(lambda x: x[0], inputs))
+    if closed is not None:
+        cf = jax.vmap(circuit.closed_form)(inputs)
+        diff = jax.vmap(lambda a, b: jnp.linalg.norm(flatten(a, shapes) - flatten(b, shapes)) / jnp.linalg.norm(flatten(b, shapes)))
+        values["closed_form_relative_error"] = diff(state, cf)
+    return {k: jnp.max(v) for k, v in values.items()}
+
+
+def checks(circuit: Circuit, state, inputs, tol: float | None = None) -> dict[str, dict]:
+    """Named comparisons of a fixed point with the paper: ``closed_form_relative_error``
+    (where the circuit has a closed form) and the circuit's own ``checks``, each the
+    maximum over the batch, as ``{value, tolerance, passed}``."""
+    binputs, _, had_batch = batch_inputs(circuit, inputs)
+    state = {k: jnp.asarray(v if had_batch else v[None]) for k, v in state.items()}
+    dtype = jax.tree_util.tree_leaves(state)[0].dtype
+    tol = check_tolerance(dtype) if tol is None else tol
+    out = {}
+    for name, value in _check_values(circuit, state, binputs).items():
+        value = float(value)
+        out[name] = {"value": value, "tolerance": tol, "passed": bool(np.isfinite(value) and value <= tol)}
+    return out

@@ -1,0 +1,209 @@
+"""Model files (TOML): parse, validate and build a circuit with its inputs.
+
+The contract is in DESIGN.md; every problem becomes a :class:`ModelError` naming the
+file and the key. Model files never execute code.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ..core.circuit import Circuit, get_kind
+from ..core.simulate import SOLVERS
+from .arrays import ResolvedArray, resolve_arrays
+from .errors import ModelError, check_keys, suggest
+
+TOP_KEYS = ("name", "description", "seed", "circuit", "arrays", "simulation")
+DEFAULT_MODEL = "dynamic_inversion.toml"
+
+
+class SimulationSettings(BaseModel):
+    """The ``[simulation]`` table (cross-field rules are checked in :func:`load_model`)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    t0: float = 0.0
+    t1: float = 200.0
+    solver: str = "tsit5"
+    dt0: float | None = Field(None, gt=0)
+    rtol: float = Field(1e-6, gt=0)
+    atol: float = Field(1e-9, gt=0)
+    steady_state: bool = True
+    saveat: int | list[float] = 201
+    max_steps: int = Field(100_000, gt=0)
+
+    @field_validator("solver")
+    @classmethod
+    def _solver(cls, v):
+        if v not in SOLVERS:
+            raise ValueError(f"unknown solver '{v}'{suggest(v, SOLVERS)}")
+        return v
+
+    @field_validator("saveat")
+    @classmethod
+    def _saveat(cls, v):
+        if isinstance(v, int) and v < 2:
+            raise ValueError("a number of save points must be >= 2")
+        if isinstance(v, list) and (not v or any(b <= a for a, b in zip(v, v[1:]))):
+            raise ValueError("save times must be a non-empty, strictly increasing list")
+        return v
+
+    def kwargs(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
+@dataclass
+class Model:
+    """A validated model file: the circuit's kind, options and arrays, and the settings."""
+
+    path: Path
+    name: str
+    description: str
+    seed: int
+    kind: str
+    sizes: list[int]
+    options: BaseModel
+    arrays: dict[str, ResolvedArray]
+    simulation: SimulationSettings
+    cls: type[Circuit] = field(repr=False)
+    circuit: Circuit = field(repr=False)
+
+    def inputs(self, dtype=np.float64) -> dict[str, np.ndarray]:
+        specs = self.cls.array_specs(self.sizes, self.options)
+        return {k: self.arrays[k].value.astype(dtype) for k, s in specs.items() if s.role == "input"}
+
+    @property
+    def batch(self) -> int | None:
+        specs = self.cls.array_specs(self.sizes, self.options)
+        for k, s in specs.items():
+            v = self.arrays[k].value
+            if s.role == "input" and v.ndim == len(s.shape) + 1:
+                return v.shape[0]
+        return None
+
+
+def default_model_path() -> Path:
+    """The packaged default model (``models/dynamic_inversion.toml``)."""
+    return Path(str(resources.files("neurodyn") / "models" / DEFAULT_MODEL))
+
+
+def _pydantic_error(file, section: str, err: ValidationError) -> ModelError:
+    first = err.errors()[0]
+    # the first element names the field; later ones are pydantic's type branches
+    key = f"{section}.{first['loc'][0]}" if first["loc"] else section
+    msg = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    return ModelError(file, key, msg)
+
+
+def _check_times(file, sim: SimulationSettings) -> None:
+    if not sim.t1 > sim.t0:
+        raise ModelError(file, "[simulation].t1", f"t1 ({sim.t1}) must be greater than t0 ({sim.t0})")
+    if isinstance(sim.saveat, list) and (sim.saveat[0] < sim.t0 or sim.saveat[-1] > sim.t1):
+        raise ModelError(file, "[simulation].saveat", f"save times must lie within [t0, t1] = [{sim.t0}, {sim.t1}]")
+    if sim.solver == "euler" and sim.dt0 is None:
+        raise ModelError(file, "[simulation].dt0", "the fixed-step solver 'euler' needs dt0, e.g. dt0 = 0.1")
+
+
+def _check_batches(file, arrays, specs) -> None:
+    """Every batched input must carry the same batch size."""
+    batches = {k: arrays[k].value.shape[0] for k, s in specs.items() if s.role == "input" and arrays[k].value.ndim == len(s.shape) + 1}
+    if len(set(batches.values())) > 1:
+        listing = ", ".join(f"{k} {b}" for k, b in batches.items())
+        name = next(iter(batches))
+        raise ModelError(file, f"[arrays].{name}", f"inputs carry different batch sizes ({listing}); give every batched input the same batch")
+
+
+def load_model(path: str | Path | None = None) -> Model:
+    """Read, validate and build a model file (the packaged default when ``path`` is None)."""
+    file = Path(path) if path is not None else default_model_path()
+    if not file.is_file():
+        raise ModelError(file, None, "model file not found; check the path")
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise ModelError(file, None, f"TOML syntax error: {err}") from None
+    except UnicodeDecodeError:
+        raise ModelError(file, None, "not a UTF-8 text file; model files are TOML") from None
+    check_keys(file, "", data, TOP_KEYS)
+    seed = data.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ModelError(file, "seed", f"must be a non-negative integer, got {seed!r}")
+    for key in ("name", "description"):
+        if not isinstance(data.get(key, ""), str):
+            raise ModelError(file, key, "must be a string")
+
+    circuit_table = data.get("circuit")
+    if not isinstance(circuit_table, dict):
+        raise ModelError(file, "[circuit]", "missing table; add [circuit] with kind and sizes")
+    kind = circuit_table.get("kind")
+    if kind is None:
+        raise ModelError(file, "[circuit].kind", "missing; `neurodyn list` shows the kinds")
+    if not isinstance(kind, str):
+        raise ModelError(file, "[circuit].kind", "must be a string naming a kind; `neurodyn list` shows them")
+    try:
+        cls = get_kind(kind)
+    except KeyError as err:
+        raise ModelError(file, "[circuit].kind", str(err.args[0])) from None
+    sizes = circuit_table.get("sizes")
+    if not isinstance(sizes, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in sizes):
+        raise ModelError(file, "[circuit].sizes", "must be a list of layer sizes, lowest first, e.g. [20, 10]")
+    if any(s <= 0 for s in sizes):
+        raise ModelError(file, "[circuit].sizes", f"layer sizes must be positive, got {sizes}")
+    try:
+        cls.validate_sizes(sizes)
+    except ValueError as err:
+        raise ModelError(file, "[circuit].sizes", str(err)) from None
+    option_table = {k: v for k, v in circuit_table.items() if k not in ("kind", "sizes")}
+    check_keys(file, "[circuit]", option_table, cls.Options.model_fields)
+    try:
+        options = cls.Options(**option_table)
+    except ValidationError as err:
+        raise _pydantic_error(file, "[circuit]", err) from None
+
+    sim_table = data.get("simulation", {})
+    if not isinstance(sim_table, dict):
+        raise ModelError(file, "[simulation]", "must be a table")
+    check_keys(file, "[simulation]", sim_table, SimulationSettings.model_fields)
+    try:
+        simulation = SimulationSettings(**sim_table)
+    except ValidationError as err:
+        raise _pydantic_error(file, "[simulation]", err) from None
+
+    _check_times(file, simulation)
+
+    arrays_table = data.get("arrays", {})
+    if not isinstance(arrays_table, dict):
+        raise ModelError(file, "[arrays]", "must be a table")
+    try:
+        specs = cls.array_specs(sizes, options)
+    except ValueError as err:
+        raise ModelError(file, "[circuit]", str(err)) from None
+    arrays = resolve_arrays(file, arrays_table, specs, seed)
+    _check_batches(file, arrays, specs)
+    try:
+        circuit = cls.from_arrays(sizes, options, {k: a.value for k, a in arrays.items()})
+    except ValueError as err:
+        raise ModelError(file, "[circuit]", str(err)) from None
+    return Model(
+        path=file,
+        name=data.get("name", file.stem),
+        description=data.get("description", ""),
+        seed=seed,
+        kind=kind,
+        sizes=sizes,
+        options=options,
+        arrays=arrays,
+        simulation=simulation,
+        cls=cls,
+        circuit=circuit,
+    )

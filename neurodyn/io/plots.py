@@ -1,0 +1,40 @@
+"""Figures (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+MAX_TRACE_PANELS = 6
+MAX_UNITS = 5
+
+
+def convergence_plot(path: Path, ts: np.ndarray, distance: np.ndarray, rate: np.ndarray, traces: dict[str, np.ndarray], title: str) -> None:
+    """Distance to the fixed point and ``max|dy/dt|`` against t (log scale), then traces
+    of a few units of each state variable (first sample)."""
+    names = list(traces)[:MAX_TRACE_PANELS]
+    ncol = 3
+    nrow = 1 + -(-len(names) // ncol)
+    fig = plt.figure(figsize=(12, 3.2 * nrow), layout="constrained")
+    grid = fig.add_gridspec(nrow, ncol)
+    ax = fig.add_subplot(grid[0, :])
+    tiny = np.finfo(float).tiny
+    ax.semilogy(ts, np.maximum(distance, tiny), label=r"$\max|y(t) - y^*|$ (distance to fixed point)")
+    ax.semilogy(ts, np.maximum(rate, tiny), label=r"$\max|dy/dt|$")
+    ax.set_xlabel("t")
+    ax.set_title(title)
+    ax.legend(loc="upper right")
+    ax.grid(True, which="major", alpha=0.3)
+    for i, name in enumerate(names):
+        a = fig.add_subplot(grid[1 + i // ncol, i % ncol])
+        y = traces[name].reshape(len(ts), -1)[:, :MAX_UNITS]
+        a.plot(ts, y)
+        a.set_title(f"{name} (first {y.shape[1]} units, sample 0)", fontsize=9)
+        a.set_xlabel("t")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,1 @@
+"""Networks, credit-assignment rules and training (see the learning issue)."""

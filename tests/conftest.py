@@ -1,0 +1,7 @@
+"""Analysis tests run in float64, as the CLI does (DESIGN.md, Numerics)."""
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import neurodyn  # noqa: E402,F401  (registers the circuit kinds)

@@ -1,0 +1,62 @@
+"""Small builders shared by the tests."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from neurodyn.circuits import DynamicInversion, DynamicInversionExpanding, SingleLoopDynamicInversion
+from neurodyn.core.nonlinearities import parse
+
+
+def di(rng, sizes, *, g="tanh", leak=0.0, controller="nonlinear", w=1.0, b_scale=1.0):
+    """Stacked DI with W_l ~ U(-w, w) and B_l = -b_scale W_l^T."""
+    W = tuple(jnp.asarray(rng.uniform(-w, w, (sizes[l], sizes[l - 1]))) for l in range(1, len(sizes)))
+    B = tuple(-b_scale * Wl.T for Wl in W)
+    gs = tuple(parse(g) for _ in W)
+    return DynamicInversion(W=W, B=B, alpha=leak, g=gs, controller=controller)
+
+
+def sldi(rng, sizes, *, g="tanh", leak=0.0, controller="nonlinear", w=0.3, b_scale=1.0):
+    """SLDI with W_l ~ U(-w, w) and the paper's B = -b_scale W_1^T ... W_L^T."""
+    W = tuple(jnp.asarray(rng.uniform(-w, w, (sizes[l], sizes[l - 1]))) for l in range(1, len(sizes)))
+    P = W[0]
+    for Wl in W[1:]:
+        P = Wl @ P
+    return SingleLoopDynamicInversion(W=W, B=-b_scale * P.T, alpha=leak, g=tuple(parse(g) for _ in W), controller=controller)
+
+
+def expanding(rng, sizes, *, g="tanh", leak=0.01, w=1.0):
+    W = jnp.asarray(rng.uniform(-w, w, (sizes[1], sizes[0])))
+    return DynamicInversionExpanding(W=W, B=W.T, alpha=leak, g=parse(g))
+
+
+def inputs(rng, circuit, batch=None, std=0.1):
+    """Random inputs for every input of ``circuit`` (pre-activations ~ N(0, 1))."""
+    out = {}
+    for name, shape in circuit.input_shapes().items():
+        s = (batch, *shape) if batch else shape
+        out[name] = jnp.asarray((std if name == "delta_out" else 1.0) * rng.normal(size=s))
+    return out
+
+
+def rel(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+def same_spectrum(a, b, tol=1e-9) -> bool:
+    """Equal multisets of eigenvalues, matched by optimal assignment."""
+    from scipy.optimize import linear_sum_assignment
+
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        return False
+    cost = np.abs(a[:, None] - b[None, :])
+    rows, cols = linear_sum_assignment(cost)
+    return bool(np.max(cost[rows, cols]) <= tol)
+
+
+def orthogonal(rng, n):
+    q, r = np.linalg.qr(rng.normal(size=(n, n)))
+    return q * np.sign(np.diag(r))

@@ -1,0 +1,245 @@
+"""Sequential dynamic inversion: steady states against the paper's closed forms
+(supplement eq. 16, Algorithms 1-3 and 5), the Euler reference, and the S24 matrix."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import neurodyn as nd
+from neurodyn.core.circuit import flatten
+from neurodyn.core.stability import spectral_abscissa
+
+from helpers import di, expanding, inputs, orthogonal, rel, same_spectrum
+
+SIZES = {"contracting": [20, 10], "equal": [15, 15], "expanding": [10, 20]}
+
+
+# an expanding layer has no fixed point without a leak (W B is singular, supplement 7.2)
+CASES = [(shape, leak) for shape in SIZES for leak in (0.0, 0.01, 0.1) if not (shape == "expanding" and leak == 0.0)]
+
+
+@pytest.mark.parametrize("shape, leak", CASES)
+def test_linear_steady_state_equals_ndi_closed_form(shape, leak):
+    """Linear DI settles at B (W B - alpha I)^{-1} delta (EQUATIONS.md 1.1)."""
+    rng = np.random.default_rng(hash((shape, leak)) % 2**32)
+    c = di(rng, SIZES[shape], g="linear", leak=leak, w=1 / np.sqrt(SIZES[shape][0]) * 1.7)
+    x = inputs(rng, c, batch=4, std=1.0)
+    eq = nd.fixed_point(c, x, t1=5000.0)
+    assert eq.all_converged and np.all(eq.stable), eq.reason
+    delta = x["delta_out"]
+    W, B = np.asarray(c.W[0]), np.asarray(c.B[0])
+    expected = np.stack([B @ np.linalg.solve(W @ B - leak * np.eye(W.shape[0]), d) for d in np.asarray(delta)])
+    assert rel(eq.state["delta_0"], expected) <= 1e-8
+    # the push-through form (Algorithm 5 picks the smaller inverse) is the same matrix
+    if leak > 0:
+        push = np.stack([np.linalg.solve(B @ W - leak * np.eye(W.shape[1]), B @ d) for d in np.asarray(delta)])
+        assert rel(eq.state["delta_0"], push) <= 1e-8
+    if shape != "expanding" and leak == 0.0:
+        assert rel(np.einsum("ij,bj->bi", W, eq.state["delta_0"]), delta) <= 1e-8  # exact readout
+
+
+def test_ode_path_without_polish_reaches_the_accuracy_asked():
+    """The steady-state test alone (no Newton) leaves an error ~ tolerance / |abscissa|."""
+    rng = np.random.default_rng(1)
+    c = di(rng, [20, 10], g="linear", leak=0.01)
+    x = inputs(rng, c, batch=8, std=1.0)
+    tr = nd.simulate(c, x, t1=500.0, rtol=1e-8, atol=1e-10)
+    assert tr.reason == "steady_state" and tr.all_converged
+    cf = jax.vmap(c.closed_form)(x)
+    assert rel(tr.final["delta_0"], cf["delta_0"]) < 1e-6
+
+
+@pytest.mark.parametrize("leak", [0.0, 0.01])
+@pytest.mark.parametrize("g", ["tanh", "leaky_relu:0.2"])
+def test_nonlinear_steady_state_satisfies_readout(g, leak):
+    """W g(delta_0) = delta + alpha u at the fixed point (eq. 16 at rest)."""
+    rng = np.random.default_rng(2)
+    c = di(rng, [20, 10], g=g, leak=leak)
+    x = inputs(rng, c, batch=6)
+    eq = nd.fixed_point(c, x, t1=500.0)
+    assert eq.all_converged, eq.reason
+    for k in range(6):
+        d0, u = eq.state["delta_0"][k], eq.state["u_1"][k]
+        lhs = np.asarray(c.W[0]) @ np.asarray(c.g[0](d0))
+        assert rel(lhs - leak * u, x["delta_out"][k]) <= 1e-8
+    assert nd.core.equilibrium.checks(c, eq.state, x)["readout_relative_error"]["passed"]
+
+
+def test_tanh_with_no_leak_is_the_explicit_inversion():
+    """alpha = 0, equal widths: DI recovers g^{-1}(W^{-1} delta), the explicit inversion
+    (supplement Fig. S1). delta is made from a known preimage so that the inverse exists."""
+    rng = np.random.default_rng(3)
+    Q = jnp.asarray(orthogonal(rng, 10))
+    c = di(rng, [10, 10], g="tanh")
+    c = type(c)(W=(Q,), B=(-Q.T,), alpha=0.0, g=c.g)
+    z = 0.3 * rng.normal(size=(3, 10))
+    delta = np.tanh(z) @ np.asarray(c.W[0]).T
+    eq = nd.fixed_point(c, {"delta_out": jnp.asarray(delta)}, t1=500.0)
+    assert eq.all_converged, eq.reason
+    explicit = np.arctanh(np.linalg.solve(np.asarray(c.W[0]), delta.T).T)
+    assert rel(explicit, z) <= 1e-10
+    assert rel(eq.state["delta_0"], z) <= 1e-8
+
+
+def _algorithm_1(W, B, alpha, g, delta, dt=0.5, steps=1000):
+    """Supplement Algorithm 1 as printed: explicit Euler, delta first, then u."""
+    d0, u = np.zeros(W.shape[1]), np.zeros(W.shape[0])
+    for _ in range(steps):
+        d0 = d0 + dt * (-d0 + B @ u)
+        u = u + dt * (-alpha * u + W @ g(d0) - delta)
+    return d0, u
+
+
+def test_euler_algorithm_1_agrees_with_diffrax_where_it_converges():
+    rng = np.random.default_rng(4)
+    W = rng.uniform(-0.01, 0.01, (10, 200))
+    c = di(rng, [200, 10], g="tanh", leak=0.01)
+    c = type(c)(W=(jnp.asarray(W),), B=(jnp.asarray(-50 * W.T),), alpha=0.01, g=c.g)
+    x = inputs(rng, c, batch=3)
+    eq = nd.fixed_point(c, x, t1=500.0)
+    for k in range(3):
+        d0, u = _algorithm_1(W, -50 * W.T, 0.01, np.tanh, np.asarray(x["delta_out"][k]))
+        # Euler has converged here (its own fixed point is the ODE's): the two agree
+        assert np.linalg.norm(-d0 + (-50 * W.T) @ u) < 1e-12
+        assert rel(eq.state["delta_0"][k], d0) <= 1e-8
+        assert rel(eq.state["u_1"][k], u) <= 1e-8
+
+
+def test_euler_with_dt_half_diverges_where_the_ode_does_not():
+    """With W ~ U(-1, 1), B = -W^T the S24 eigenvalues reach |1 + dt lambda| > 1 at dt = 0.5:
+    Algorithm 1 never settles (tanh bounds it to an oscillation) while the ODE does."""
+    rng = np.random.default_rng(5)
+    c = di(rng, [20, 10], g="tanh", leak=0.01)
+    x = inputs(rng, c)
+    W, B = np.asarray(c.W[0]), np.asarray(c.B[0])
+    eig = np.linalg.eigvals(np.asarray(c.block_matrix(c.init_state(x), x)))
+    assert np.max(np.abs(1 + 0.5 * eig)) > 1
+    with np.errstate(all="ignore"):
+        d0, _ = _algorithm_1(W, B, 0.01, np.tanh, np.asarray(x["delta_out"]))
+    eq = nd.fixed_point(c, x, t1=500.0)
+    assert eq.all_converged
+    assert not np.all(np.isfinite(d0)) or rel(d0, eq.state["delta_0"]) > 0.1
+
+
+@pytest.mark.parametrize("controller", ["nonlinear", "linearized"])
+def test_stacked_layers_chain_the_targets(controller):
+    """Algorithm 3 generalised: layer l-1 inverts the live delta_{l-1} (times s'(a) when linearized)."""
+    rng = np.random.default_rng(6)
+    c = di(rng, [20, 15, 10, 5], g="tanh", leak=0.01, controller=controller, w=0.5)
+    x = inputs(rng, c, batch=3)
+    eq = nd.fixed_point(c, x, t1=2000.0)
+    assert eq.all_converged, eq.reason
+    for l in range(1, 4):
+        d_prev, u = eq.state[f"delta_{l - 1}"], eq.state[f"u_{l}"]
+        if l == 3:
+            target = np.asarray(x["delta_out"])
+        else:
+            target = eq.state[f"delta_{l}"]
+            if controller == "linearized":
+                target = target * np.asarray(c.g[l].deriv(x[f"a_{l}"]))
+        read = d_prev if controller == "linearized" else np.tanh(d_prev)
+        lhs = np.einsum("ij,bj->bi", np.asarray(c.W[l - 1]), read) - 0.01 * u
+        assert rel(lhs, target) <= 1e-8
+    if controller == "linearized":  # linear dynamics: closed form layer by layer
+        cf = jax.vmap(c.closed_form)(x)
+        for k, v in cf.items():
+            assert rel(eq.state[k], v) <= 1e-8
+
+
+@pytest.mark.parametrize("controller", ["nonlinear", "linearized"])
+def test_jacobian_equals_analytic_block_matrix(controller):
+    """jacfwd of the vector field = S24 blocks (with g' at the state) plus the layer coupling."""
+    rng = np.random.default_rng(7)
+    c = di(rng, [6, 5, 7, 3], g="tanh", leak=0.03, controller=controller)
+    x = inputs(rng, c)
+    state = {k: jnp.asarray(rng.normal(size=s)) for k, s in c.state_shapes().items()}
+    J = nd.jacobian(c, state, x)
+    assert np.max(np.abs(J - c.block_matrix(state, x))) <= 1e-12
+    # the structured (Schur-complement) spectrum equals the dense one
+    assert same_spectrum(np.linalg.eigvals(np.asarray(J)), c.eigenvalues(state, x))
+
+
+def test_one_layer_block_matrix_is_s24():
+    rng = np.random.default_rng(8)
+    c = di(rng, [8, 4], g="linear", leak=0.05)
+    x = inputs(rng, c)
+    W, B = np.asarray(c.W[0]), np.asarray(c.B[0])
+    s24 = np.block([[-np.eye(8), B], [W, -0.05 * np.eye(4)]])
+    assert np.array_equal(np.asarray(c.block_matrix(c.init_state(x), x)), s24)
+
+
+def test_expanding_architecture_s1_s2():
+    """S1-S2: linear steady state (B W + alpha I)^{-1} B delta; Jacobian = analytic; tanh settles."""
+    rng = np.random.default_rng(9)
+    c = expanding(rng, [10, 20], g="linear", leak=0.01)
+    x = inputs(rng, c, batch=4, std=1.0)
+    eq = nd.fixed_point(c, x, t1=1000.0)
+    W, B = np.asarray(c.W), np.asarray(c.B)
+    expected = np.stack([np.linalg.solve(B @ W + 0.01 * np.eye(10), B @ d) for d in np.asarray(x["delta_out"])])
+    assert rel(eq.state["delta_0"], expected) <= 1e-8
+    assert rel(eq.state["dtilde_1"], expected @ W.T) <= 1e-8
+    ct = expanding(rng, [10, 20], g="tanh", leak=0.01)
+    state = {k: jnp.asarray(rng.normal(size=s)) for k, s in ct.state_shapes().items()}
+    J = nd.jacobian(ct, state, {"delta_out": x["delta_out"][0]})
+    assert np.max(np.abs(J - ct.block_matrix(state, {}))) <= 1e-12
+    assert same_spectrum(np.linalg.eigvals(np.asarray(J)), ct.eigenvalues(state, {}))
+    assert nd.fixed_point(ct, x, t1=1000.0).all_converged
+
+
+def test_batched_and_per_sample_runs_agree():
+    rng = np.random.default_rng(10)
+    c = di(rng, [12, 6], g="tanh", leak=0.01)
+    x = inputs(rng, c, batch=5)
+    batched = nd.fixed_point(c, x, t1=500.0)
+    for k in range(5):
+        single = nd.fixed_point(c, {"delta_out": x["delta_out"][k]}, t1=500.0)
+        assert single.state["delta_0"].shape == (12,)
+        assert rel(single.state["delta_0"], batched.state["delta_0"][k]) <= 1e-10
+    tr = nd.simulate(c, x, t1=500.0, saveat=11)
+    assert tr.ys["delta_0"].shape[1:] == (5, 12) and tr.ts.shape[0] == tr.ys["delta_0"].shape[0]
+
+
+def test_equilibrium_path_agrees_with_ode_path_and_is_verified_stable():
+    rng = np.random.default_rng(11)
+    W = rng.uniform(-0.01, 0.01, (10, 300))
+    c = di(rng, [300, 10], g="tanh", leak=0.01)
+    c = type(c)(W=(jnp.asarray(W),), B=(jnp.asarray(-50 * W.T),), alpha=0.01, g=c.g)
+    x = inputs(rng, c, batch=16)
+    a = nd.fixed_point(c, x, method="equilibrium")
+    b = nd.fixed_point(c, x, method="ode", t1=500.0)
+    assert a.all_converged and np.all(a.stable) and b.all_converged
+    assert rel(a.state["delta_0"], b.state["delta_0"]) <= 1e-10
+    # the structured abscissa is the dense Jacobian's
+    s0 = {k: jnp.asarray(v[0]) for k, v in a.state.items()}
+    dense = spectral_abscissa(np.linalg.eigvals(np.asarray(nd.jacobian(c, s0, {"delta_out": x["delta_out"][0]}))))
+    assert abs(float(dense) - a.spectral_abscissa[0]) <= 1e-9
+
+
+def test_unstable_feedback_is_reported_not_returned():
+    """B = +W^T makes S24 unstable: the solve stops with reason 'diverged', converged False."""
+    rng = np.random.default_rng(12)
+    c = di(rng, [20, 10], g="linear", leak=0.0, b_scale=-1.0)
+    x = inputs(rng, c, batch=2)
+    tr = nd.simulate(c, x, t1=1e4)
+    assert tr.reason == "diverged" and not np.any(tr.converged)
+    eq = nd.fixed_point(c, x, t1=1e4)
+    assert not np.any(eq.converged) and eq.reason == "diverged"
+    # Newton alone finds the (unstable) fixed point; verification flags it
+    eq2 = nd.fixed_point(c, x, method="equilibrium")
+    assert np.all(eq2.converged) and not np.any(eq2.stable) and eq2.reason == "unstable_fixed_point"
+
+
+def test_max_steps_is_reported():
+    rng = np.random.default_rng(13)
+    c = di(rng, [8, 4], g="tanh", leak=0.01)
+    tr = nd.simulate(c, inputs(rng, c), t1=500.0, max_steps=5)
+    assert tr.reason == "max_steps" and not tr.all_converged
+
+
+def test_flattened_state_order_is_the_declared_one():
+    rng = np.random.default_rng(14)
+    c = di(rng, [4, 3, 2], g="tanh")
+    state = {k: jnp.full(s, i, dtype=float) for i, (k, s) in enumerate(c.state_shapes().items())}
+    assert list(c.state_shapes()) == ["delta_0", "delta_1", "u_1", "u_2"]
+    np.testing.assert_array_equal(flatten(state, c.state_shapes()), [0] * 4 + [1] * 3 + [2] * 3 + [3] * 2)

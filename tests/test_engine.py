@@ -1,0 +1,142 @@
+"""The engine on a circuit with a known solution: dx/dt = -k (x - x*), x(0) = 0."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import neurodyn as nd
+from neurodyn.core import nonlinearities
+from neurodyn.core.circuit import Circuit
+from neurodyn.core.simulate import rate_along
+
+
+class Relax(Circuit):
+    """Each unit relaxes to its target at rate k; closed form x(t) = x* (1 - exp(-k t))."""
+
+    kind = "test_relax"
+    k: jax.Array
+    n: int = eqx.field(static=True)
+
+    def state_shapes(self):
+        return {"x": (self.n,)}
+
+    def input_shapes(self):
+        return {"target": (self.n,)}
+
+    def vector_field(self, t, state, inputs):
+        return {"x": -self.k * (state["x"] - inputs["target"])}
+
+    def closed_form(self, inputs):
+        return {"x": inputs["target"]}
+
+
+def _relax(n=3, k=(0.5, 1.0, 2.0)):
+    return Relax(k=jnp.asarray(k), n=n)
+
+
+def test_trajectory_matches_the_exponential():
+    c = _relax()
+    target = jnp.asarray([[1.0, -2.0, 0.5], [0.1, 0.2, 0.3]])
+    tr = nd.simulate(c, {"target": target}, t1=10.0, saveat=21, steady_state=False, rtol=1e-8, atol=1e-10)
+    assert tr.reason == "t1_reached" and tr.ts[0] == 0.0 and tr.ts[-1] == 10.0
+    exact = np.asarray(target)[None] * (1 - np.exp(-np.asarray(c.k)[None, None] * tr.ts[:, None, None]))
+    assert np.max(np.abs(tr.ys["x"] - exact)) < 1e-8
+    # the rate along the trajectory is k |x* - x| = k |x*| exp(-k t)
+    rate = rate_along(c, tr, {"target": target})
+    expected = np.max(np.abs(np.asarray(c.k) * np.asarray(target)[None] * np.exp(-np.asarray(c.k) * tr.ts[:, None, None])), axis=2)
+    assert np.allclose(rate, expected, rtol=1e-5, atol=1e-10)
+
+
+def test_steady_state_stops_when_the_slowest_unit_is_at_rest():
+    """max|dy/dt| = k_min |x*| exp(-k_min t) falls below atol + rtol max|y| at a predictable t."""
+    c = _relax()
+    target = jnp.asarray([1.0, 1.0, 1.0])
+    rtol, atol = 1e-6, 1e-9
+    tr = nd.simulate(c, {"target": target}, t1=1000.0, rtol=rtol, atol=atol)
+    assert tr.reason == "steady_state" and bool(tr.converged[0])
+    t_expected = np.log(0.5 / (atol + rtol)) / 0.5
+    # the test runs at step ends: never before the threshold, at most one (long) step after
+    assert t_expected <= tr.t_final < t_expected + 3.0
+    assert tr.residual[0] <= atol + rtol * 1.0
+    assert tr.residual[0] == pytest.approx(0.5 * np.exp(-0.5 * tr.t_final), rel=1e-2)
+    assert tr.final["x"].shape == (3,)
+
+
+def test_euler_fixed_step_and_fixed_point_newton():
+    c = _relax()
+    target = jnp.asarray([0.3, -0.4, 0.5])
+    tr = nd.simulate(c, {"target": target}, solver="euler", dt0=0.1, t1=200.0)
+    assert tr.reason == "steady_state"
+    assert tr.num_steps < 2000
+    eq = nd.fixed_point(c, {"target": target}, solver="euler", dt0=0.1, t1=200.0)
+    assert eq.all_converged and np.allclose(eq.state["x"], target, atol=1e-14)
+    assert np.all(eq.spectral_abscissa == pytest.approx(-0.5))
+
+
+def test_dtype_follows_the_inputs():
+    c = Relax(k=jnp.asarray([1.0, 2.0], dtype=jnp.float32), n=2)
+    target = jnp.asarray([1.0, 2.0], dtype=jnp.float32)
+    tr = nd.simulate(c, {"target": target}, t1=100.0, rtol=1e-4, atol=1e-6)
+    assert tr.final["x"].dtype == np.float32 and tr.all_converged
+    eq = nd.fixed_point(c, {"target": target}, t1=100.0, rtol=1e-4, atol=1e-6)
+    assert eq.all_converged and eq.state["x"].dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(t1=0.0), "greater than t0"),
+        (dict(solver="tsit4"), "did you mean 'tsit5'"),
+        (dict(rtol=0.0), "positive"),
+        (dict(solver="euler"), "dt0"),
+        (dict(saveat=[0.0, 5.0, 2.0]), "increase"),
+    ],
+)
+def test_bad_arguments_raise(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        nd.simulate(_relax(), {"target": jnp.ones(3)}, **kwargs)
+
+
+def test_bad_inputs_raise():
+    c = _relax()
+    with pytest.raises(ValueError, match="missing input"):
+        nd.simulate(c, {}, t1=1.0)
+    with pytest.raises(ValueError, match="shape"):
+        nd.simulate(c, {"target": jnp.ones(4)}, t1=1.0)
+    with pytest.raises(ValueError, match="unknown inputs"):
+        nd.simulate(c, {"target": jnp.ones(3), "x": jnp.ones(3)}, t1=1.0)
+
+
+class Blowup(Relax):
+    kind = "test_blowup"
+
+    def vector_field(self, t, state, inputs):
+        return {"x": self.k * state["x"] + inputs["target"]}
+
+
+def test_exponential_growth_is_reported_as_divergence():
+    c = Blowup(k=jnp.asarray([1.0, 1.0, 1.0]), n=3)
+    tr = nd.simulate(c, {"target": jnp.ones(3)}, t1=1e3)
+    assert tr.reason == "diverged" and not tr.all_converged and tr.t_final < 30
+
+
+@pytest.mark.parametrize("name", ["linear", "tanh", "relu", "leaky_relu:0.3"])
+def test_nonlinearity_derivative_and_inverse(name):
+    s = nonlinearities.parse(name)
+    x = jnp.linspace(-2.0, 2.0, 41) + 0.013  # avoid the kink at 0
+    grad = jax.vmap(jax.grad(s))(x)
+    assert np.allclose(s.deriv(x), grad, atol=1e-12)
+    if s.invertible:
+        assert np.allclose(s.inverse(s(x)), x, atol=1e-10)
+    else:
+        with pytest.raises(ValueError):
+            s.inverse(x)
+    assert str(s) == name
+
+
+@pytest.mark.parametrize("bad", ["tahn", "leaky_relu:2", "leaky_relu:x", "relu:1"])
+def test_nonlinearity_parse_errors(bad):
+    with pytest.raises(ValueError):
+        nonlinearities.parse(bad)
