@@ -328,7 +328,7 @@ def print_table(rows: list[Row]) -> None:
         )
 
 
-def check_targets(rows: list[Row]) -> list[tuple[str, bool, str]]:
+def check_targets(rows: list[Row]) -> list[tuple[str, bool | None, str]]:
     """``(description, met, measured)`` per target from this run's rows; ``met`` is None if not run."""
     by = {(r.name, r.method): r for r in rows}
     base = by.get((TARGET_CASE, "baseline"))

@@ -60,3 +60,11 @@ def same_spectrum(a, b, tol=1e-9) -> bool:
 def orthogonal(rng, n):
     q, r = np.linalg.qr(rng.normal(size=(n, n)))
     return q * np.sign(np.diag(r))
+
+
+def conditioned(rng, m, n, lo=0.5, hi=1.5):
+    """An m x n matrix with singular values in [lo, hi] and random singular vectors."""
+    u, _ = np.linalg.qr(rng.normal(size=(m, m)))
+    v, _ = np.linalg.qr(rng.normal(size=(n, n)))
+    k = min(m, n)
+    return (u[:, :k] * rng.uniform(lo, hi, k)) @ v[:, :k].T

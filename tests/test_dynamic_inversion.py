@@ -10,7 +10,10 @@ import neurodyn as nd
 from neurodyn.core.circuit import flatten
 from neurodyn.core.stability import spectral_abscissa
 
-from helpers import di, expanding, inputs, orthogonal, rel, same_spectrum
+from neurodyn.circuits import DynamicInversion
+from neurodyn.core.nonlinearities import parse
+
+from helpers import conditioned, di, expanding, inputs, orthogonal, rel, same_spectrum
 
 SIZES = {"contracting": [20, 10], "equal": [15, 15], "expanding": [10, 20]}
 
@@ -22,8 +25,10 @@ CASES = [(shape, leak) for shape in SIZES for leak in (0.0, 0.01, 0.1) if not (s
 @pytest.mark.parametrize("shape, leak", CASES)
 def test_linear_steady_state_equals_ndi_closed_form(shape, leak):
     """Linear DI settles at B (W B - alpha I)^{-1} delta (EQUATIONS.md 1.1)."""
-    rng = np.random.default_rng(hash((shape, leak)) % 2**32)
-    c = di(rng, SIZES[shape], g="linear", leak=leak, w=1 / np.sqrt(SIZES[shape][0]) * 1.7)
+    rng = np.random.default_rng(CASES.index((shape, leak)))
+    d_in, d_out = SIZES[shape]
+    W = jnp.asarray(conditioned(rng, d_out, d_in))
+    c = DynamicInversion(W=(W,), B=(-W.T,), alpha=leak, g=(parse("linear"),))
     x = inputs(rng, c, batch=4, std=1.0)
     eq = nd.fixed_point(c, x, t1=5000.0)
     assert eq.all_converged and np.all(eq.stable), eq.reason

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..core import nonlinearities
-from ..core.circuit import ArraySpec
+from ..core.circuit import ArraySpec, Circuit
 
 
 class LeakyOptions(BaseModel):
@@ -65,3 +65,43 @@ def error_spec(sizes: list[int]) -> dict[str, ArraySpec]:
 
 def relative_error(x, ref):
     return jnp.linalg.norm(x - ref) / jnp.linalg.norm(ref)
+
+
+class LayerStack(Circuit):
+    """Shared shape logic of circuits with forward weights ``W = (W_1..W_L)``, a ``controller``
+    option and inputs ``delta_out`` (plus ``a_0..a_{L-1}`` for the linearized controller)."""
+
+    @property
+    def L(self) -> int:
+        return len(self.W)
+
+    @property
+    def sizes(self) -> list[int]:
+        return [self.W[0].shape[1]] + [w.shape[0] for w in self.W]
+
+    @property
+    def linearized(self) -> bool:
+        return self.controller == "linearized"
+
+    def input_shapes(self):
+        shapes = {"delta_out": (self.sizes[-1],)}
+        if self.linearized:
+            shapes.update({f"a_{i}": (self.sizes[i],) for i in range(self.L)})
+        return shapes
+
+
+#: ``neurodyn list`` texts shared by the layer-stack kinds
+CONTROLLER_OPTION_DOCS = {
+    "nonlinearity": "g on delta_i: a name or a list of L names (default tanh)",
+    "controller": "nonlinear | linearized (default nonlinear)",
+    "leak": "controller leak alpha >= 0 (default 0)",
+}
+
+
+def stack_array_docs(feedback: dict[str, str]) -> dict[str, str]:
+    return {
+        "W1..WL": "forward weights, W_l is d_l x d_{l-1}",
+        **feedback,
+        "delta_out": "input: output error delta_L (d_L), optional leading batch",
+        "a_0..a_{L-1}": "input, linearized controller only: pre-activations (default zeros)",
+    }

@@ -15,17 +15,17 @@ generalised): layer ``l-1``'s target is the live ``delta_{l-1}`` of the layer ab
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 import equinox as eqx
+import jax.numpy as jnp
 
-from ..core.circuit import Circuit, KindInfo, register
+from ..core.circuit import KindInfo, register
 from ..core.nonlinearities import Nonlinearity
 from ..core.stability import two_block_eigenvalues
-from ._common import ControllerOptions, error_spec, feedback_specs, forward_specs, layer_nonlinearities, preactivation_specs, relative_error
+from ._common import CONTROLLER_OPTION_DOCS, ControllerOptions, LayerStack, error_spec, feedback_specs, forward_specs, layer_nonlinearities, preactivation_specs, relative_error, stack_array_docs
 
 
 @register
-class DynamicInversion(Circuit):
+class DynamicInversion(LayerStack):
     """Stacked sequential DI; state ``delta_0..delta_{L-1}``, ``u_1..u_L``."""
 
     kind = "dynamic_inversion"
@@ -36,28 +36,10 @@ class DynamicInversion(Circuit):
     g: tuple[Nonlinearity, ...]  # g[i] acts on delta_i
     controller: str = eqx.field(static=True, default="nonlinear")
 
-    @property
-    def L(self) -> int:
-        return len(self.W)
-
-    @property
-    def sizes(self) -> list[int]:
-        return [self.W[0].shape[1]] + [w.shape[0] for w in self.W]
-
-    @property
-    def linearized(self) -> bool:
-        return self.controller == "linearized"
-
     def state_shapes(self):
         d = self.sizes
         shapes = {f"delta_{i}": (d[i],) for i in range(self.L)}
         shapes.update({f"u_{l}": (d[l],) for l in range(1, self.L + 1)})
-        return shapes
-
-    def input_shapes(self):
-        shapes = {"delta_out": (self.sizes[-1],)}
-        if self.linearized:
-            shapes.update({f"a_{i}": (self.sizes[i],) for i in range(self.L)})
         return shapes
 
     # ---- the equations -----------------------------------------------------------
@@ -182,17 +164,8 @@ class DynamicInversion(Circuit):
         return KindInfo(
             kind=cls.kind,
             summary="sequential dynamic inversion, L >= 1 stacked layers (supplement eq. 16, Algorithms 1-3)",
-            options={
-                "nonlinearity": "g on delta_i: a name or a list of L names (default tanh)",
-                "controller": "nonlinear | linearized (default nonlinear)",
-                "leak": "controller leak alpha >= 0 (default 0)",
-            },
-            arrays={
-                "W1..WL": "forward weights, W_l is d_l x d_{l-1}",
-                "B1..BL": "feedback weights, B_l is d_{l-1} x d_l",
-                "delta_out": "input: output error delta_L (d_L), optional leading batch",
-                "a_0..a_{L-1}": "input, linearized controller only: pre-activations (default zeros)",
-            },
+            options=CONTROLLER_OPTION_DOCS,
+            arrays=stack_array_docs({"B1..BL": "feedback weights, B_l is d_{l-1} x d_l"}),
             state="delta_0..delta_{L-1}, u_1..u_L",
         )
 

@@ -13,16 +13,15 @@ With the linearized controller (S12-S14) ``g(delta_k)`` becomes ``delta_k / s'(a
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax.numpy as jnp
 
-from ..core.circuit import ArraySpec, Circuit, KindInfo, register
-from ._common import ControllerOptions, error_spec, forward_specs, layer_nonlinearities, preactivation_specs, relative_error
-
-import equinox as eqx
+from ..core.circuit import ArraySpec, KindInfo, register
+from ._common import CONTROLLER_OPTION_DOCS, ControllerOptions, LayerStack, error_spec, forward_specs, layer_nonlinearities, preactivation_specs, relative_error, stack_array_docs
 
 
 @register
-class SingleLoopDynamicInversion(Circuit):
+class SingleLoopDynamicInversion(LayerStack):
     """SLDI; state ``delta_0..delta_{L-1}``, ``u_L``."""
 
     kind = "single_loop_dynamic_inversion"
@@ -33,27 +32,9 @@ class SingleLoopDynamicInversion(Circuit):
     g: tuple  # g[i] acts on delta_i
     controller: str = eqx.field(static=True, default="nonlinear")
 
-    @property
-    def L(self) -> int:
-        return len(self.W)
-
-    @property
-    def sizes(self) -> list[int]:
-        return [self.W[0].shape[1]] + [w.shape[0] for w in self.W]
-
-    @property
-    def linearized(self) -> bool:
-        return self.controller == "linearized"
-
     def state_shapes(self):
         shapes = {f"delta_{i}": (self.sizes[i],) for i in range(self.L)}
         shapes[f"u_{self.L}"] = (self.sizes[-1],)
-        return shapes
-
-    def input_shapes(self):
-        shapes = {"delta_out": (self.sizes[-1],)}
-        if self.linearized:
-            shapes.update({f"a_{i}": (self.sizes[i],) for i in range(self.L)})
         return shapes
 
     def phi(self, i, delta, inputs):
@@ -172,16 +153,7 @@ class SingleLoopDynamicInversion(Circuit):
         return KindInfo(
             kind=cls.kind,
             summary="single-loop dynamic inversion, L >= 2 (supplement S3-S5, S12-S14)",
-            options={
-                "nonlinearity": "g on delta_i: a name or a list of L names (default tanh)",
-                "controller": "nonlinear | linearized (default nonlinear)",
-                "leak": "controller leak alpha >= 0 (default 0)",
-            },
-            arrays={
-                "W1..WL": "forward weights, W_l is d_l x d_{l-1}",
-                "B": "single feedback matrix, d_0 x d_L (paper: B = -B_1 B_2 = -W_1^T W_2^T)",
-                "delta_out": "input: output error delta_L (d_L), optional leading batch",
-                "a_0..a_{L-1}": "input, linearized controller only: pre-activations (default zeros)",
-            },
+            options=CONTROLLER_OPTION_DOCS,
+            arrays=stack_array_docs({"B": "single feedback matrix, d_0 x d_L (paper: B = -B_1 B_2 = -W_1^T W_2^T)"}),
             state="delta_0..delta_{L-1}, u_L",
         )
