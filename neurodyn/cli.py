@@ -15,7 +15,7 @@ EXIT_OK, EXIT_BUG, EXIT_INPUT, EXIT_NUMERICAL = 0, 1, 2, 3
 def _parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    p = argparse.ArgumentParser(prog="neurodyn", description="Credit-assignment circuits as ODEs: simulate, check, list.")
+    p = argparse.ArgumentParser(prog="neurodyn", description="Credit-assignment circuits as ODEs: simulate, stability, check, list.")
     p.add_argument("--version", action="version", version=f"neurodyn {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -24,6 +24,16 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, help="output folder (default: out/<model name>)")
     s.add_argument("--no-plot", action="store_true", help="do not write convergence.png")
     s.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: when stderr is a terminal)")
+
+    st = sub.add_parser("stability", help="spectrum of the block system matrix; optionally SSA-optimise arrays until stable")
+    st.add_argument("model", nargs="?", help="model file (TOML); default: the packaged default model")
+    st.add_argument("--optimize", nargs="+", default=[], metavar="NAME", help="arrays to optimise (e.g. B1 B2)")
+    st.add_argument("--margin", type=float, default=0.1, help="target: spectral abscissa < -margin (relative for expanding layers; default 0.1)")
+    st.add_argument("--epsilon", type=float, default=1e-3, help="SSA smoothing epsilon (default 1e-3)")
+    st.add_argument("--lr", type=float, default=1.0, help="gradient step (default 1.0)")
+    st.add_argument("--max-iter", type=int, default=500, help="iteration cap (default 500)")
+    st.add_argument("--out", type=Path, help="output folder (default: out/<model name>)")
+    st.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: when stderr is a terminal)")
 
     c = sub.add_parser("check", help="validate a model file and print the resolved circuit")
     c.add_argument("model", help="model file (TOML)")
@@ -45,9 +55,8 @@ def _cmd_simulate(args) -> int:
     from .io.simulation import run_simulation
 
     model = load_model(args.model)
-    out = args.out if args.out is not None else Path("out") / model.name
-    if out.exists() and not out.is_dir():
-        _error(f"--out {out}: exists and is not a folder; choose another output folder")
+    out = _out_dir(args, model)
+    if out is None:
         return EXIT_INPUT
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     summary = run_simulation(model, out, plot=not args.no_plot, progress=progress)
@@ -66,10 +75,54 @@ def _cmd_simulate(args) -> int:
     return EXIT_OK
 
 
+def _out_dir(args, model) -> Path | None:
+    out = args.out if args.out is not None else Path("out") / model.name
+    if out.exists() and not out.is_dir():
+        _error(f"--out {out}: exists and is not a folder; choose another output folder")
+        return None
+    return out
+
+
+def _cmd_stability(args) -> int:
+    from .io.model import load_model
+    from .io.stability import run_stability
+
+    if args.margin < 0 or args.epsilon <= 0 or args.lr <= 0 or args.max_iter < 0:
+        _error("--margin must be >= 0, --epsilon and --lr positive, --max-iter >= 0")
+        return EXIT_INPUT
+    model = load_model(args.model)
+    out = _out_dir(args, model)
+    if out is None:
+        return EXIT_INPUT
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    r = run_stability(
+        model, out, optimize=args.optimize, margin=args.margin, epsilon=args.epsilon, lr=args.lr, max_iter=args.max_iter, progress=progress
+    )
+    b = r["before"]
+    print(f"{r['name']} ({r['kind']}): block system matrix {r['block_matrix_shape'][0]}x{r['block_matrix_shape'][1]}")
+    kind = "oscillatory" if b["oscillatory"] else "non-oscillatory"
+    print(f"  spectral abscissa {_fmt(b['spectral_abscissa'])} ({b['verdict']}, {kind}); SSA(eps={r['epsilon']:g}) {_fmt(b['smoothed_spectral_abscissa'])}")
+    if "structured_dense_difference" in b:
+        print(f"  structured vs dense abscissa: difference {_fmt(b['structured_dense_difference'])}")
+    fp = r["fixed_point_before"]
+    print(f"  Jacobian at the fixed point: abscissa {_fmt(fp['jacobian_spectral_abscissa'])} ({fp['reason']})")
+    if r["optimize"]:
+        a = r["after"]
+        state = "reached" if r["success"] else "NOT reached"
+        print(f"  optimised {', '.join(r['optimize'])}: target {_fmt(r['target'])} {state} after {r['iterations']} iterations ({r['seconds']:.2f} s)")
+        print(f"  after: spectral abscissa {_fmt(a['spectral_abscissa'])} ({a['verdict']}); SSA {_fmt(a['smoothed_spectral_abscissa'])}")
+        if not r["success"]:
+            _error(f"{model.path}: could not stabilise: {r['message']}")
+            print(f"  results in {out}/")
+            return EXIT_NUMERICAL
+    print(f"  results in {out}/")
+    return EXIT_OK
+
+
 def _cmd_check(args) -> int:
     from .io.model import load_model
 
-    m = load_model(args.model)
+    m = load_model(args.model, stabilize=False)
     print(f"{m.path}: valid")
     print(f"  name: {m.name}" + (f" - {m.description}" if m.description else ""))
     print(f"  kind: {m.kind}; sizes: {m.sizes}; master seed: {m.seed}")
@@ -79,7 +132,8 @@ def _cmd_check(args) -> int:
     for name, spec in specs.items():
         a = m.arrays[name]
         seed = f", seed {a.seed}" if a.seed is not None else ""
-        print(f"    {name:<10} {spec.role:<6} shape {str(a.value.shape):<12} {a.source}{seed}")
+        stab = ", SSA-stabilised at simulate" if a.stabilize else ""
+        print(f"    {name:<10} {spec.role:<6} shape {str(a.value.shape):<12} {a.source}{seed}{stab}")
     state = m.circuit.state_shapes()
     print(f"  state: {', '.join(f'{k}{v}' for k, v in state.items())} ({m.circuit.state_size} per sample)")
     print(f"  simulation: {', '.join(f'{k}={v}' for k, v in m.simulation.kwargs().items())}")
@@ -110,14 +164,17 @@ def main(argv: list[str] | None = None) -> int:
 
     jax.config.update("jax_enable_x64", True)  # analysis runs in float64 (DESIGN.md)
     from . import circuits  # noqa: F401  (registers the kinds)
-    from .io.errors import ModelError
+    from .io.errors import ModelError, NumericalError
 
-    commands = {"simulate": _cmd_simulate, "check": _cmd_check, "list": _cmd_list}
+    commands = {"simulate": _cmd_simulate, "stability": _cmd_stability, "check": _cmd_check, "list": _cmd_list}
     try:
         return commands[args.command](args)
     except ModelError as err:
         _error(str(err))
         return EXIT_INPUT
+    except NumericalError as err:
+        _error(str(err))
+        return EXIT_NUMERICAL
     except KeyboardInterrupt:
         _error("interrupted")
         return 130

@@ -88,9 +88,9 @@ class DynamicInversion(LayerStack):
         W = self.W[l - 1]
         return W if self.linearized else W * self.g[l - 1].deriv(state[f"delta_{l - 1}"])[None, :]
 
-    def block_matrix(self, state, inputs):
-        """Analytic Jacobian: S24 ``[[-I, B_l], [W_l D_{l-1}, -alpha I]]`` per layer, and the
-        coupling ``-I`` (``-diag(s'(a_l))``, linearized) from ``delta_l`` into ``u_l``."""
+    def _assemble(self, loop_gains, couplings):
+        """The Jacobian's layout: per layer ``[[-I, B_l], [loop_gains[l], -alpha I]]`` and
+        ``-diag(couplings[l])`` from ``delta_l`` into ``u_l`` (l < L)."""
         shapes = self.state_shapes()
         offsets, n = {}, 0
         for k, s in shapes.items():
@@ -107,12 +107,34 @@ class DynamicInversion(LayerStack):
             d, u = f"delta_{l - 1}", f"u_{l}"
             put(d, d, -jnp.eye(self.sizes[l - 1]))
             put(d, u, self.B[l - 1])
-            put(u, d, self._loop_gain(l, state, inputs))
+            put(u, d, loop_gains[l - 1])
             put(u, u, -self.alpha * jnp.eye(self.sizes[l]))
             if l < self.L:
-                gain = self.g[l].deriv(inputs[f"a_{l}"]) if self.linearized else jnp.ones(self.sizes[l])
-                put(u, f"delta_{l}", -jnp.diag(gain))
+                put(u, f"delta_{l}", -jnp.diag(couplings[l - 1]))
         return J
+
+    def block_matrix(self, state, inputs):
+        """Analytic Jacobian: S24 ``[[-I, B_l], [W_l D_{l-1}, -alpha I]]`` per layer, and the
+        coupling ``-I`` (``-diag(s'(a_l))``, linearized) from ``delta_l`` into ``u_l``."""
+        gains = [self._loop_gain(l, state, inputs) for l in range(1, self.L + 1)]
+        couplings = [
+            self.g[l].deriv(inputs[f"a_{l}"]) if self.linearized else jnp.ones(self.sizes[l]) for l in range(1, self.L)
+        ]
+        return self._assemble(gains, couplings)
+
+    def system_matrix(self):
+        """The paper's block system matrix: S24 per layer (``W_l`` without ``g'``) and the
+        layer coupling ``-I``."""
+        return self._assemble(list(self.W), [jnp.ones(d) for d in self.sizes[1:-1]])
+
+    def system_blocks(self):
+        """S24 of each layer, ``[[-I, B_l], [W_l, -alpha I]]``; the system matrix is block-triangular
+        over layers, so its spectrum is the union of theirs."""
+        return [(self.B[l], self.W[l], 1.0, self.alpha) for l in range(self.L)]
+
+    def fixed_abscissa(self):
+        """An expanding layer (``d_l > d_{l-1}``) always has the eigenvalue ``-alpha`` (W B is singular)."""
+        return -self.alpha if any(b > a for a, b in zip(self.sizes, self.sizes[1:])) else None
 
     def eigenvalues(self, state, inputs):
         """The Jacobian is block-triangular over layers, each block S24-shaped: the union of

@@ -58,12 +58,22 @@ class DynamicInversionExpanding(Circuit):
     def _gain(self, state):
         return self.W * self.g.deriv(state["delta_0"])[None, :]
 
-    def block_matrix(self, state, inputs):
-        """``[[-alpha I, -B_1], [W_1 D, -I]]`` (rows ``delta_0``, ``dtilde_1``)."""
+    def _assemble(self, gain):
         n, m = self.W.shape[1], self.W.shape[0]
         top = jnp.concatenate([-self.alpha * jnp.eye(n), -self.B], axis=1)
-        bottom = jnp.concatenate([self._gain(state), -jnp.eye(m)], axis=1)
+        bottom = jnp.concatenate([gain, -jnp.eye(m)], axis=1)
         return jnp.concatenate([top, bottom], axis=0)
+
+    def block_matrix(self, state, inputs):
+        """``[[-alpha I, -B_1], [W_1 D, -I]]`` (rows ``delta_0``, ``dtilde_1``)."""
+        return self._assemble(self._gain(state))
+
+    def system_matrix(self):
+        """``[[-alpha I, -B_1], [W_1, -I]]``: stability is governed by ``B_1 W_1 + alpha I`` (7.2)."""
+        return self._assemble(self.W)
+
+    def system_blocks(self):
+        return [(-self.B, self.W, self.alpha, 1.0)]
 
     def eigenvalues(self, state, inputs):
         return two_block_eigenvalues(-self.B, self._gain(state), self.alpha, 1.0)

@@ -93,9 +93,9 @@ class SingleLoopDynamicInversion(LayerStack):
             return 1.0 / self.g[i].deriv(inputs[f"a_{i}"])
         return self.g[i].deriv(state[f"delta_{i}"])
 
-    def block_matrix(self, state, inputs):
-        """Jacobian: ``-I`` on the delta diagonal, ``B`` from ``u`` into ``delta_0``,
-        ``W_k diag(phi'_{k-1})`` below the diagonal, ``-alpha I`` on ``u``."""
+    def _assemble(self, gains):
+        """``-I`` on the delta diagonal, ``B`` from ``u`` into ``delta_0``,
+        ``W_k diag(gains[k-1])`` below the diagonal, ``-alpha I`` on ``u``."""
         d = self.sizes
         off = [0]
         for i in range(self.L):
@@ -105,8 +105,16 @@ class SingleLoopDynamicInversion(LayerStack):
         J = J.at[off[-1]:, off[-1]:].set(-self.alpha * jnp.eye(d[-1]))
         J = J.at[0 : d[0], off[-1]:].set(self.B)
         for k in range(1, self.L + 1):
-            J = J.at[off[k] : off[k] + d[k], off[k - 1] : off[k]].set(self.W[k - 1] * self._gain(k - 1, state, inputs)[None, :])
+            J = J.at[off[k] : off[k] + d[k], off[k - 1] : off[k]].set(self.W[k - 1] * gains[k - 1][None, :])
         return J
+
+    def block_matrix(self, state, inputs):
+        """Jacobian at ``state``: the loop with ``phi'_k`` (``g'(delta_k)`` or ``1 / s'(a_k)``)."""
+        return self._assemble([self._gain(i, state, inputs) for i in range(self.L)])
+
+    def system_matrix(self):
+        """The loop's block system matrix with unit gains (the analogue of S24)."""
+        return self._assemble([jnp.ones(d) for d in self.sizes[:-1]])
 
     # reduced equilibrium: the single controller u_L
     def reduce(self, state):

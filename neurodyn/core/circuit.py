@@ -8,7 +8,9 @@ uses the methods below.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -99,6 +101,37 @@ class Circuit(eqx.Module):
     def eigenvalues(self, state: State, inputs: Inputs) -> jax.Array:
         """Eigenvalues of the Jacobian at ``state``; dense fallback."""
         return jnp.linalg.eigvals(jacobian(self, state, inputs))
+
+    def system_matrix(self) -> jax.Array | None:
+        """The paper's block system matrix (e.g. S24), independent of the state, or None."""
+        return None
+
+    def system_blocks(self) -> list[tuple] | None:
+        """The system matrix as a block-triangular arrangement of two-block matrices
+        ``[[-a I, top], [bottom, -b I]]``, given as ``(top, bottom, a, b)``; None if it has
+        no such structure. Lets the stability tools work on small reduced problems."""
+        return None
+
+    def fixed_abscissa(self) -> float | None:
+        """The largest real part among eigenvalues that no array can move, if any."""
+        return None
+
+    def where(self, name: str):
+        """``where`` function (equinox style) locating the array called ``name`` in a model
+        file: ``W2`` is ``c.W[1]`` when ``W`` is a tuple, ``B`` or ``B1`` is ``c.B`` otherwise."""
+        m = re.fullmatch(r"([A-Za-z_]+?)(\d*)", name)
+        field = m.group(1) if m else None
+        if field is None or field not in {f.name for f in dataclasses.fields(self)}:
+            raise KeyError(f"'{name}' is not an array of kind {self.kind}")
+        value = getattr(self, field)
+        if isinstance(value, tuple):
+            if not m.group(2) or not 1 <= int(m.group(2)) <= len(value):
+                raise KeyError(f"'{name}' is not an array of kind {self.kind} (valid: {field}1..{field}{len(value)})")
+            i = int(m.group(2)) - 1
+            return lambda c: getattr(c, field)[i]
+        if m.group(2) not in ("", "1") or not hasattr(value, "shape"):
+            raise KeyError(f"'{name}' is not an array of kind {self.kind}")
+        return lambda c: getattr(c, field)
 
     def checks(self, state: State, inputs: Inputs) -> dict[str, jax.Array]:
         """Named scalar comparisons (relative errors) for one sample at a fixed point."""

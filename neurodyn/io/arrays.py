@@ -31,13 +31,18 @@ COMMON_KEYS = ("seed", "batch", "stabilize")
 SOURCES = ("init", "file", "values")
 
 
+STABILIZE_KEYS = {"margin": 0.1, "epsilon": 1e-3, "lr": 1.0, "max_iter": 500}
+
+
 @dataclass
 class ResolvedArray:
-    """A loaded array and where it came from (for ``neurodyn check``)."""
+    """A loaded array and where it came from (for ``neurodyn check``); ``stabilize`` holds
+    the settings of an SSA optimisation requested for it, if any."""
 
     value: np.ndarray
     source: str
     seed: int | None
+    stabilize: dict | None = None
 
 
 def derived_seed(master: int, name: str) -> int:
@@ -82,12 +87,36 @@ def _number(file, key, value, *, positive=False, integer=False):
 
 
 def _resolve_one(file, name, entry, spec: ArraySpec, master_seed, done, specs) -> ResolvedArray:
+    resolved = _resolve_source(file, name, entry, spec, master_seed, done, specs)
+    resolved.stabilize = _stabilize_settings(file, f"[arrays].{name}", entry, spec)
+    return resolved
+
+
+def _stabilize_settings(file, key, entry, spec: ArraySpec) -> dict | None:
+    """``stabilize = { margin, epsilon, lr, max_iter }`` (all optional) on a weight array."""
+    if "stabilize" not in entry:
+        return None
+    table = entry["stabilize"]
+    if spec.role != "param":
+        raise ModelError(file, f"{key}.stabilize", "only weight arrays can be stabilised, not inputs")
+    if table is True:
+        table = {}
+    if not isinstance(table, dict):
+        raise ModelError(file, f"{key}.stabilize", "must be a table, e.g. stabilize = { margin = 0.1 }")
+    check_keys(file, f"{key}.stabilize", table, STABILIZE_KEYS)
+    out = dict(STABILIZE_KEYS)
+    for k, v in table.items():
+        out[k] = _number(file, f"{key}.stabilize.{k}", v, positive=k != "margin", integer=k == "max_iter")
+        if k == "margin" and v < 0:
+            raise ModelError(file, f"{key}.stabilize.margin", f"must be >= 0, got {v}")
+    return out
+
+
+def _resolve_source(file, name, entry, spec: ArraySpec, master_seed, done, specs) -> ResolvedArray:
     key = f"[arrays].{name}"
     sources = [s for s in SOURCES if s in entry]
     if len(sources) != 1:
         raise ModelError(file, key, "give exactly one of init = \"...\", file = \"...\" or values = [...]")
-    if "stabilize" in entry:
-        raise ModelError(file, f"{key}.stabilize", "stability optimisation is not available in this version; remove the key")
     if "batch" in entry and spec.role != "input":
         raise ModelError(file, f"{key}.batch", f"only inputs take a batch; '{name}' is a {spec.role} array")
     batch = _number(file, f"{key}.batch", entry["batch"], positive=True, integer=True) if "batch" in entry else None

@@ -15,6 +15,10 @@ class ModelError(ValueError):
         super().__init__(where + " ".join(message.split()))
 
 
+class NumericalError(RuntimeError):
+    """A numerical failure on valid input (could not stabilise, ...): CLI exit code 3."""
+
+
 def suggest(name: str, choices: Iterable[str]) -> str:
     """``"; did you mean 'x'?"`` for the closest choice, else the list of choices."""
     choices = sorted(choices)

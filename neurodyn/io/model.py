@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..core.circuit import Circuit, get_kind
 from ..core.simulate import SOLVERS
 from .arrays import ResolvedArray, resolve_arrays
-from .errors import ModelError, check_keys, suggest
+from .errors import ModelError, NumericalError, check_keys, suggest
 
 TOP_KEYS = ("name", "description", "seed", "circuit", "arrays", "simulation")
 DEFAULT_MODEL = "dynamic_inversion.toml"
@@ -75,6 +75,7 @@ class Model:
     simulation: SimulationSettings
     cls: type[Circuit] = field(repr=False)
     circuit: Circuit = field(repr=False)
+    stabilization: dict[str, dict] = field(default_factory=dict)
 
     def inputs(self, dtype=np.float64) -> dict[str, np.ndarray]:
         specs = self.cls.array_specs(self.sizes, self.options)
@@ -123,8 +124,44 @@ def _check_batches(file, arrays, specs) -> None:
         raise ModelError(file, f"[arrays].{name}", f"inputs carry different batch sizes ({listing}); give every batched input the same batch")
 
 
-def load_model(path: str | Path | None = None) -> Model:
-    """Read, validate and build a model file (the packaged default when ``path`` is None)."""
+def _stabilize_arrays(file, circuit, arrays) -> dict[str, dict]:
+    """Run the SSA optimisation requested by ``stabilize`` keys, in array order; the
+    optimised values replace the arrays (and the circuit's fields, via ``where``)."""
+    from ..core.stabilize import stabilize
+
+    report = {}
+    for name, arr in arrays.items():
+        if arr.stabilize is None:
+            continue
+        s = arr.stabilize
+        try:
+            where = circuit.where(name)
+            result = stabilize(circuit, where, margin=s["margin"], eps=s["epsilon"], lr=s["lr"], max_iter=s["max_iter"])
+        except (KeyError, ValueError) as err:
+            raise ModelError(file, f"[arrays].{name}.stabilize", str(err)) from None
+        if not result.success:
+            raise NumericalError(f"{file}: [arrays].{name}.stabilize: could not stabilise: {result.message}; try a larger max_iter or lr, or a smaller margin")
+        circuit = result.circuit
+        arr.value = np.asarray(where(circuit))
+        arr.source += f", SSA-stabilised ({result.iterations} iterations, abscissa {result.abscissa_before:.3g} -> {result.abscissa_after:.3g})"
+        report[name] = {
+            "success": True,
+            "iterations": result.iterations,
+            "target": result.target,
+            "abscissa_before": result.abscissa_before,
+            "abscissa_after": result.abscissa_after,
+            "seconds": result.seconds,
+        }
+    return report
+
+
+def load_model(path: str | Path | None = None, *, stabilize: bool = True) -> Model:
+    """Read, validate and build a model file (the packaged default when ``path`` is None).
+
+    Arrays with a ``stabilize`` table are SSA-optimised on the circuit's block system
+    matrix before the model is returned (unless ``stabilize=False``); failing to reach the
+    target raises :class:`NumericalError`.
+    """
     file = Path(path) if path is not None else default_model_path()
     if not file.is_file():
         raise ModelError(file, None, "model file not found; check the path")
@@ -194,7 +231,11 @@ def load_model(path: str | Path | None = None) -> Model:
         circuit = cls.from_arrays(sizes, options, {k: a.value for k, a in arrays.items()})
     except ValueError as err:
         raise ModelError(file, "[circuit]", str(err)) from None
+    stabilization = _stabilize_arrays(file, circuit, arrays) if stabilize else {}
+    if stabilization:
+        circuit = cls.from_arrays(sizes, options, {k: a.value for k, a in arrays.items()})
     return Model(
+        stabilization=stabilization,
         path=file,
         name=data.get("name", file.stem),
         description=data.get("description", ""),

@@ -38,3 +38,23 @@ def convergence_plot(path: Path, ts: np.ndarray, distance: np.ndarray, rate: np.
         a.set_xlabel("t")
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def spectrum_plot(path: Path, spectra: dict[str, np.ndarray], target: float | None, title: str) -> None:
+    """Eigenvalues in the complex plane (one marker set per entry of ``spectra``), with the
+    imaginary axis and the stability target."""
+    fig, ax = plt.subplots(figsize=(7, 5), layout="constrained")
+    markers = iter(["o", "x", "+", "s"])
+    for label, eig in spectra.items():
+        eig = np.asarray(eig)
+        ax.scatter(eig.real, eig.imag, marker=next(markers), s=22, label=f"{label} (abscissa {np.max(eig.real):.3g})")
+    ax.axvline(0.0, color="k", lw=0.8)
+    if target is not None:
+        ax.axvline(target, color="tab:red", ls="--", lw=0.8, label=f"target {target:.3g}")
+    ax.set_xlabel("Re(lambda)")
+    ax.set_ylabel("Im(lambda)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -49,6 +49,7 @@ def run_simulation(model: Model, out_dir: Path, *, plot: bool = True, progress: 
         "spectral_abscissa": float(np.max(eq.spectral_abscissa)),
         "stable": bool(np.all(eq.stable)),
         "checks": checks(circuit, eq.state, inputs) if converged else {},
+        "stabilization": model.stabilization,
         "wall_time_s": wall,
         "seed": model.seed,
         "solver": model.simulation.solver,

@@ -1,0 +1,163 @@
+"""Stability optimisation: descend the smoothed spectral abscissa (SSA) of a circuit's
+block system matrix with respect to chosen arrays (supplement section 7.5; Vanbiervliet
+et al. 2009; Hennequin et al. 2014), until the spectral abscissa is below a target.
+
+The arrays are chosen equinox-style with ``where`` (e.g. ``lambda c: c.B``). When the
+circuit describes its system matrix as two-block pieces (``system_blocks``), each piece's
+SSA is computed exactly on a reduced problem of size ``<= 3 d_l``, which makes the
+1000 -> 10 MNIST output layer cost a 30 x 30 Lyapunov solve per step instead of 1010 x 1010.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .circuit import Circuit
+from .stability import SSA, smoothed_spectral_abscissa, smoothed_spectral_abscissa_two_block
+
+METHODS = ("ssa", "heuristic")
+
+
+@dataclass
+class StabilizeResult:
+    """Outcome of :func:`stabilize`; ``circuit`` carries the optimised arrays."""
+
+    circuit: Circuit
+    success: bool
+    iterations: int
+    target: float
+    abscissa_before: float
+    abscissa_after: float
+    ssa_before: float
+    ssa_after: float
+    seconds: float
+    message: str
+    history: list[float] = field(default_factory=list)
+
+
+def target_abscissa(circuit: Circuit, margin: float) -> float:
+    """``-margin``, or ``-min(margin, |fixed|/2)`` when the circuit has an eigenvalue no array
+    can move (an expanding DI layer always has ``-alpha``): the margin is relative."""
+    fixed = circuit.fixed_abscissa()
+    if fixed is None:
+        return -margin
+    return -min(margin, -fixed / 2) if fixed < 0 else 0.0
+
+
+def _pieces(circuit: Circuit, eps: float) -> tuple[list[SSA], bool]:
+    """SSA of every two-block piece, or of the dense system matrix."""
+    blocks = circuit.system_blocks()
+    if blocks is not None:
+        return [smoothed_spectral_abscissa_two_block(*(np.asarray(x) for x in blk[:2]), float(blk[2]), float(blk[3]), eps) for blk in blocks], True
+    M = circuit.system_matrix()
+    if M is None:
+        raise ValueError(f"kind {circuit.kind} has no block system matrix to optimise")
+    return [smoothed_spectral_abscissa(np.asarray(M), eps)], False
+
+
+def _heuristic(circuit: Circuit) -> list[SSA]:
+    """The public heuristic, for comparison: the gradient ``QP / tr(QP)`` with the Lyapunov
+    equations solved at the plain spectral abscissa of the dense matrix (singular there)."""
+    from .stability import _gramians
+
+    M = np.asarray(circuit.system_matrix())
+    a = float(np.max(np.linalg.eigvals(M).real))
+    with np.errstate(all="ignore"):
+        P, Q = _gramians(M - a * np.eye(M.shape[0]))
+        G = Q @ P / np.trace(Q @ P)
+    return [SSA(a, a, (G,))]
+
+
+def stabilize(
+    circuit: Circuit,
+    where: Callable[[Circuit], object],
+    *,
+    margin: float = 0.1,
+    eps: float = 1e-3,
+    lr: float = 1.0,
+    max_iter: int = 500,
+    method: str = "ssa",
+    progress: bool = False,
+) -> StabilizeResult:
+    """Gradient descent on the SSA of ``circuit``'s block system matrix w.r.t. ``where(circuit)``.
+
+    Stops as soon as the spectral abscissa is below :func:`target_abscissa` (success), at
+    ``max_iter``, or when a step produces non-finite arrays (failure, reported). Each piece
+    of a block-triangular system matrix that is already below the target is left alone.
+    ``method="heuristic"`` reproduces the public approach (dense, plain abscissa in the
+    Lyapunov solves) for comparison only.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method '{method}' (choose from {', '.join(METHODS)})")
+    if margin < 0 or eps <= 0 or lr <= 0 or max_iter < 0:
+        raise ValueError("margin must be >= 0; eps, lr positive; max_iter >= 0")
+    start = time.perf_counter()
+    target = target_abscissa(circuit, margin)
+    leaves = where(circuit)
+
+    def pieces_of(leaves):
+        c = eqx.tree_at(where, circuit, leaves)
+        blocks = c.system_blocks()
+        if method == "ssa" and blocks is not None:
+            return [blk[:2] for blk in blocks]
+        return [(c.system_matrix(),)]
+
+    pullback_fn = jax.jit(lambda leaves, cot: jax.vjp(pieces_of, leaves)[1](cot)[0])
+
+    def measure(c):
+        pieces = _heuristic(c) if method == "heuristic" else _pieces(c, eps)[0]
+        return pieces, max(p.abscissa for p in pieces), max(p.value for p in pieces)
+
+    pieces, abscissa, ssa = measure(circuit)
+    before = (abscissa, ssa)
+    history = [abscissa]
+    message, it = "", 0
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=max_iter, desc="stabilize", leave=False)
+    while abscissa >= target and it < max_iter:
+        cot = [tuple(jnp.asarray(g) if p.abscissa >= target else jnp.zeros_like(jnp.asarray(g)) for g in p.grads) for p in pieces]
+        grad = pullback_fn(leaves, cot)
+        leaves = jax.tree_util.tree_map(lambda x, g: x - lr * g, leaves, grad)
+        it += 1
+        if not all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree_util.tree_leaves(leaves)):
+            message = f"the arrays became non-finite at iteration {it} (the step blew up)"
+            break
+        candidate = eqx.tree_at(where, circuit, leaves)
+        try:
+            pieces, abscissa, ssa = measure(candidate)
+        except (np.linalg.LinAlgError, ValueError) as err:
+            message = f"the Lyapunov solve failed at iteration {it}: {err}"
+            break
+        circuit = candidate
+        history.append(abscissa)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(abscissa=f"{abscissa:.4g}")
+    if bar is not None:
+        bar.close()
+    success = abscissa < target and not message
+    if not success and not message:
+        message = f"spectral abscissa {abscissa:.4g} is still above the target {target:.4g} after {it} iterations"
+    return StabilizeResult(
+        circuit=circuit,
+        success=success,
+        iterations=it,
+        target=target,
+        abscissa_before=before[0],
+        abscissa_after=abscissa,
+        ssa_before=before[1],
+        ssa_after=ssa,
+        seconds=time.perf_counter() - start,
+        message=message or "stable",
+        history=history,
+    )
