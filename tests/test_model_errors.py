@@ -160,7 +160,7 @@ CASES = [
     ("two_sources", edit(W1_LINE, 'W1 = { init = "uniform", values = [1.0, 2.0] }'), None, ["[arrays].W1", "exactly one"]),
     ("no_source", edit(W1_LINE, "W1 = { low = -1.0 }"), None, ["[arrays].W1", "exactly one"]),
     ("stabilize_on_input", edit(DELTA_LINE, 'delta_out = { init = "normal", batch = 2, stabilize = { margin = 0.01 } }'), None, ["[arrays].delta_out.stabilize", "inputs"]),
-    ("stabilize_unknown_key", edit(W1_LINE, 'W1 = { init = "uniform", stabilize = { margn = 0.01 } }'), "margin", ["[arrays].W1.stabilize.margn"]),
+    ("stabilize_unknown_key", edit(W1_LINE, 'W1 = { init = "uniform", stabilize = { margn = 0.01 } }'), None, ["[arrays].W1.stabilize.margn", "'margin'"]),
     ("stabilize_negative_margin", edit(W1_LINE, 'W1 = { init = "uniform", stabilize = { margin = -0.01 } }'), None, ["[arrays].W1.stabilize.margin"]),
 ]
 
