@@ -24,3 +24,16 @@ def test_model_converges_and_passes_checks(path, tmp_path):
     for name, check in summary["checks"].items():
         assert check["passed"], (name, check)
     assert (tmp_path / "out" / "fixed_point.npz").is_file()
+
+
+@pytest.mark.parametrize("path", MODELS, ids=[m.stem for m in MODELS])
+def test_stability_runs_on_every_model(path, tmp_path):
+    """The analytic Jacobian agrees with autodiff at the fixed point; structured == dense."""
+    from neurodyn.io.stability import run_stability
+
+    report = run_stability(load_model(path), tmp_path / "st")
+    assert report["before"]["verdict"] == "stable"
+    assert report["before"].get("structured_dense_difference", 0.0) < 1e-9
+    fp = report["fixed_point_before"]
+    assert fp["converged"] and fp["analytic_vs_autodiff_jacobian"] < 1e-12
+    assert (tmp_path / "st" / "spectrum.png").is_file()
