@@ -181,3 +181,47 @@ def checks(circuit: Circuit, state, inputs, tol: float | None = None) -> dict[st
         value = float(value)
         out[name] = {"value": value, "tolerance": tol, "passed": bool(np.isfinite(value) and value <= tol)}
     return out
+
+
+def solve_fixed_point(
+    circuit: Circuit,
+    inputs,
+    *,
+    method: str = "equilibrium",
+    t1: float = 500.0,
+    rtol: float = 1e-6,
+    atol: float = 1e-9,
+    max_steps: int = 100_000,
+    newton_rtol: float = 1e-12,
+    newton_atol: float = 1e-14,
+    newton_max_steps: int = 64,
+    tol: float | None = None,
+):
+    """Pure-JAX fixed point for a batch (every input with a leading batch axis), usable
+    inside ``jit``, ``vmap`` and ``lax.scan`` (e.g. by the learning rules).
+
+    Returns ``(state, residual, converged)`` as arrays: ``converged`` requires a finite
+    state with ``max|dy/dt| <= tol * max(1, max|y|)`` (``tol`` as in :func:`fixed_point`).
+    ``method="ode"`` integrates to steady state with Tsit5 first, then polishes.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown fixed-point method '{method}' (choose from {', '.join(METHODS)})")
+    y0 = jax.vmap(circuit.init_state)(inputs)
+    dtype = jax.tree_util.tree_leaves(y0)[0].dtype
+    tol = default_tol(dtype) if tol is None else tol
+    if method == "ode":
+        from .simulate import _solve, make_solver
+
+        solver, _ = make_solver("tsit5")
+        out = _solve(
+            circuit, inputs, y0, jnp.asarray(0.0, dtype), jnp.asarray(t1, dtype), None, None,
+            rtol, atol, solver, True, True, max_steps, False,
+        )
+        y0 = out["final"]
+    z0 = jax.vmap(circuit.reduce)(y0)
+    state, _ = _newton(circuit, inputs, z0, newton_rtol, newton_atol, newton_max_steps)
+    f = batched_vector_field(circuit)(0.0, state, inputs)
+    residual = sample_max_abs(f)
+    finite = jnp.isfinite(residual) & jnp.isfinite(sample_max_abs(state))
+    converged = finite & (residual <= tol * jnp.maximum(1.0, sample_max_abs(state)))
+    return state, residual, converged

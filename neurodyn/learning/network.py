@@ -1,0 +1,90 @@
+"""Fully connected networks with biases and a nonlinearity per layer (EQUATIONS.md 0).
+
+``a_l = W_l h_{l-1} + b_l``, ``h_l = s_l(a_l)``, ``h_0 = x``; ``W_l`` is ``d_l x d_{l-1}``.
+A network is an :class:`equinox.Module`; its forward pass keeps every ``a_l`` and ``h_l``
+because the credit-assignment rules need them. The output layer's nonlinearity may be
+``softmax`` (for the cross-entropy loss).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..core.nonlinearities import Nonlinearity, parse
+
+
+class Softmax(eqx.Module):
+    """Output nonlinearity paired with the cross-entropy loss (``delta_L = t - softmax(a)``)."""
+
+    name: str = eqx.field(static=True, default="softmax")
+
+    def __call__(self, x):
+        return jax.nn.softmax(x, axis=-1)
+
+    def __str__(self) -> str:
+        return "softmax"
+
+
+def parse_output(name: str):
+    return Softmax() if name == "softmax" else parse(name)
+
+
+class Network(eqx.Module):
+    """An MLP ``sizes = [d_0, ..., d_L]`` with ``L`` weight matrices, biases and nonlinearities."""
+
+    W: tuple
+    b: tuple
+    s: tuple  # s[l-1] is the nonlinearity of layer l
+
+    @property
+    def L(self) -> int:
+        return len(self.W)
+
+    @property
+    def sizes(self) -> list[int]:
+        return [self.W[0].shape[1]] + [w.shape[0] for w in self.W]
+
+    def forward(self, x) -> "Forward":
+        """One sample (or a batch, leading axis): every ``a_l`` and ``h_l``."""
+        h, a = [x], []
+        for W, b, s in zip(self.W, self.b, self.s):
+            a.append(h[-1] @ W.T + b)
+            h.append(s(a[-1]))
+        return Forward(a=tuple(a), h=tuple(h))
+
+    def __call__(self, x):
+        return self.forward(x).h[-1]
+
+
+@dataclass(frozen=True)
+class Forward:
+    """``a[l-1] = a_l`` (l = 1..L) and ``h[l] = h_l`` (l = 0..L)."""
+
+    a: tuple
+    h: tuple
+
+
+jax.tree_util.register_dataclass(Forward, data_fields=["a", "h"], meta_fields=[])
+
+
+def init_network(sizes, nonlinearities, *, seed: int = 0, scale: float = 0.01, dtype=jnp.float64) -> Network:
+    """Weights ~ U(-scale, scale), biases zero (supplement 7.7.2-7.7.4: scale 0.01).
+
+    ``nonlinearities`` has one name per layer 1..L (``softmax`` allowed last).
+    """
+    if len(nonlinearities) != len(sizes) - 1:
+        raise ValueError(f"one nonlinearity per layer: expected {len(sizes) - 1}, got {len(nonlinearities)}")
+    rng = np.random.default_rng(seed)
+    W = tuple(jnp.asarray(rng.uniform(-scale, scale, (sizes[l], sizes[l - 1])), dtype) for l in range(1, len(sizes)))
+    b = tuple(jnp.zeros(d, dtype) for d in sizes[1:])
+    s = tuple(parse_output(n) if l == len(nonlinearities) - 1 else parse(n) for l, n in enumerate(nonlinearities))
+    return Network(W=W, b=b, s=s)
+
+
+def hidden_derivative(s: Nonlinearity, a):
+    return s.deriv(a)

@@ -1,0 +1,38 @@
+"""Dynamic inversion as a learning rule: the hidden errors are the steady state of the
+sequential DI circuit (supplement eq. 16, Algorithms 1-3) driven by the output error,
+computed by the engine (Newton on the controllers, or integration then Newton), never
+by a closed form.
+
+Network layers map onto the circuit: the network's ``delta_1..delta_{L-1}`` are the
+circuit's ``delta_0..delta_{L-2}``, its ``W_2..W_L`` the circuit's ``W1..W{L-1}``, and the
+nonlinearity of hidden layer ``i`` is the ``g`` acting on it. With the linearized
+controller the signal is ``delta * s'(a)`` (Algorithm 2) and each loop inverts the error of
+the layer above times ``s'(a)``; with the nonlinear controller the steady state itself is
+the signal (Algorithm 1).
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+
+from ...circuits.dynamic_inversion import DynamicInversion
+from .base import CircuitRule
+
+
+class DI(CircuitRule):
+    name = "di"
+    B: tuple  # B_2..B_L, B_l is d_{l-1} x d_l
+    alpha: float = 0.0
+    controller: str = eqx.field(static=True, default="nonlinear")
+    method: str = eqx.field(static=True, default="equilibrium")
+
+    def circuit(self, network) -> DynamicInversion:
+        return DynamicInversion(
+            W=tuple(network.W[1:]), B=tuple(self.B), alpha=self.alpha, g=tuple(network.s[:-1]), controller=self.controller
+        )
+
+    def to_signal(self, i, delta, network, fwd):
+        return delta * network.s[i].deriv(fwd.a[i]) if self.controller == "linearized" else delta
+
+    def feedback_matrices(self, network):
+        return [(network.W[l - 1], self.B[l - 2]) for l in range(2, network.L + 1)]

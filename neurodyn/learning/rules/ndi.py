@@ -1,0 +1,16 @@
+"""Non-dynamic inversion: the steady state of linear dynamic inversion in closed form,
+``M_l = B_l (W_l B_l - alpha I)^{-1}`` (supplement Algorithm 5, case NDI)."""
+
+from .base import LayerwiseRule, ndi_matrix
+
+
+class NDI(LayerwiseRule):
+    name = "ndi"
+    B: tuple  # B_2..B_L
+    alpha: float = 0.0
+
+    def matrix(self, network, l):
+        return ndi_matrix(network.W[l - 1], self.B[l - 2], self.alpha)
+
+    def feedback_matrices(self, network):
+        return [(network.W[l - 1], self.B[l - 2]) for l in range(2, network.L + 1)]
