@@ -165,11 +165,12 @@ def main(argv: list[str] | None = None) -> int:
     jax.config.update("jax_enable_x64", True)  # analysis runs in float64 (DESIGN.md)
     from . import circuits  # noqa: F401  (registers the kinds)
     from .io.errors import ModelError, NumericalError
+    from .learning.data import DataError
 
     commands = {"simulate": _cmd_simulate, "stability": _cmd_stability, "check": _cmd_check, "list": _cmd_list}
     try:
         return commands[args.command](args)
-    except ModelError as err:
+    except (ModelError, DataError) as err:
         _error(str(err))
         return EXIT_INPUT
     except NumericalError as err:

@@ -45,7 +45,7 @@ transform is applied to the test set. Autoencoder (section 7.7.5): pixels / 255
 in [0, 1], not centred, targets equal inputs. Images are flattened (784).
 
 Errors in the data (missing, truncated or corrupt files) raise :class:`DataError`,
-a one-line ``"<file>: <problem>"`` message (a ``ModelError``, so the CLI exits 2).
+a one-line ``"<file>: <problem>"`` message (the CLI reports it as invalid input, exit 2).
 """
 
 from __future__ import annotations
@@ -61,7 +61,6 @@ from typing import Any
 
 import numpy as np
 
-from ..io.errors import ModelError
 
 __all__ = [
     "DATA_ENV",
@@ -97,21 +96,20 @@ MNIST_FILES = {
 }
 """Base names of the MNIST IDX files (each also accepted with ``.gz``)."""
 
-_HOW_TO_GET = (
-    "get them from the original MNIST distribution (http://yann.lecun.com/exdb/mnist/ "
-    "or a mirror such as https://ossci-datasets.s3.amazonaws.com/mnist/), raw or .gz, "
-    f"and pass their directory with --data-dir (data_dir=) or set {DATA_ENV}=/path"
+_SOURCE = (
+    "the original MNIST distribution (http://yann.lecun.com/exdb/mnist/ "
+    "or a mirror such as https://ossci-datasets.s3.amazonaws.com/mnist/; raw or .gz)"
 )
+_HOW_TO_GET = f"download them from {_SOURCE} and pass their directory with --data-dir DIR (data_dir=) or set {DATA_ENV}=DIR"
 
 
-class DataError(ModelError):
-    """A missing, truncated or corrupt data file: ``str(err)`` is ``"<file>: <problem>"``.
-
-    A ``ValueError`` (through ``ModelError``), so the CLI reports it as invalid input.
-    """
+class DataError(ValueError):
+    """A missing, truncated or corrupt data file: ``str(err)`` is ``"<file>: <problem>"``
+    on one line. The CLI reports it as invalid input (exit code 2)."""
 
     def __init__(self, file, message: str):
-        super().__init__(file, None, message)
+        self.file, self.message = str(file), message
+        super().__init__(f"{self.file}: " + " ".join(message.split()))
 
 
 # --------------------------------------------------------------------------- Dataset
@@ -414,12 +412,15 @@ def find_mnist(data_dir=None) -> MnistFiles:
         if not env:
             raise DataError(
                 "MNIST", f"no data directory given: pass --data-dir DIR (data_dir=) or set {DATA_ENV}=DIR "
-                f"to a directory holding {expected}; {_HOW_TO_GET}"
+                f"to a directory holding {expected} from {_SOURCE}"
             )
         data_dir = env
     root = Path(data_dir).expanduser()
     if not root.is_dir():
-        raise DataError(root, f"MNIST data directory does not exist (from --data-dir or {DATA_ENV}); {_HOW_TO_GET}")
+        raise DataError(
+            root, f"MNIST data directory (from --data-dir or {DATA_ENV}) does not exist; it should hold "
+            f"{expected}; {_HOW_TO_GET}"
+        )
     for directory in (root, root / "mnist"):
         if not directory.is_dir():
             continue

@@ -1,0 +1,190 @@
+"""Experiment files (TOML) for ``neurodyn train``: network, data, training, and the rules
+to compare, each with its options. Validated like model files: every problem is a
+one-line :class:`ModelError` naming the file and the key.
+
+```toml
+name = "linear_regression"
+seed = 0                                   # network init, feedback init, data order
+
+[network]
+sizes = [30, 20, 10]
+nonlinearities = ["linear", "linear"]      # one per layer; "softmax" allowed last
+init_scale = 0.01                          # W ~ U(-s, s), biases 0
+loss = "squared_error"                     # or "cross_entropy"
+
+[data]
+kind = "linear_regression"                 # linear_regression | nonlinear_regression | mnist
+n_train = 2000
+n_test = 500
+
+[training]
+lr = 1e-2
+weight_decay = 0.0
+clip = 10.0                                # max ||delta_l|| per sample (omit: no clipping)
+batch_size = 1
+steps = 2000                               # or epochs = 3
+eval_every = 100
+eval_samples = 500                         # samples for the angle / residual metrics
+
+[rules.bp]
+[rules.fa_random]
+rule = "fa"
+feedback = "random"                        # random | neg_transpose | ssa
+feedback_scale = 0.5
+[rules.di]
+leak = 0.01
+controller = "nonlinear"
+method = "equilibrium"                     # or "ode": steady state by integration
+feedback = "neg_transpose"
+```
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..core.nonlinearities import parse
+from ..learning.losses import LOSSES
+from ..learning.rules import RULES
+from .errors import ModelError, check_keys
+from .model import _pydantic_error
+
+TOP_KEYS = ("name", "description", "seed", "network", "data", "training", "rules")
+STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
+class NetworkSpec(BaseModel):
+    model_config = STRICT
+    sizes: list[int]
+    nonlinearities: list[str]
+    init_scale: float = Field(0.01, gt=0)
+    loss: str = "squared_error"
+
+    @model_validator(mode="after")
+    def _check(self):
+        if len(self.sizes) < 2 or any(s <= 0 for s in self.sizes):
+            raise ValueError("sizes needs >= 2 positive layer sizes, lowest first")
+        if len(self.nonlinearities) != len(self.sizes) - 1:
+            raise ValueError(f"nonlinearities needs one name per layer ({len(self.sizes) - 1})")
+        for i, name in enumerate(self.nonlinearities):
+            if not (name == "softmax" and i == len(self.nonlinearities) - 1):
+                parse(name)
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss '{self.loss}' (choose from {', '.join(LOSSES)})")
+        if (self.loss == "cross_entropy") != (self.nonlinearities[-1] == "softmax"):
+            raise ValueError("cross_entropy goes with a softmax output, squared_error with any other")
+        return self
+
+
+class DataSpec(BaseModel):
+    model_config = STRICT
+    kind: Literal["linear_regression", "nonlinear_regression", "mnist"]
+    n_train: int | None = Field(None, gt=0)
+    n_test: int | None = Field(None, gt=0)
+    task: Literal["classification", "autoencoder"] = "classification"
+    teacher_scale: float = Field(0.01, gt=0)
+    data_dir: str | None = None
+
+
+class TrainingSpec(BaseModel):
+    model_config = STRICT
+    lr: float = Field(gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    clip: float | None = Field(None, gt=0)
+    batch_size: int = Field(1, gt=0)
+    steps: int | None = Field(None, gt=0)
+    epochs: float | None = Field(None, gt=0)
+    eval_every: int = Field(100, gt=0)
+    eval_samples: int = Field(500, gt=0)
+
+    @model_validator(mode="after")
+    def _length(self):
+        if (self.steps is None) == (self.epochs is None):
+            raise ValueError("give exactly one of steps or epochs")
+        return self
+
+
+class RuleSpec(BaseModel):
+    model_config = STRICT
+    rule: str
+    feedback: Literal["random", "neg_transpose", "ssa"] = "neg_transpose"
+    feedback_scale: float = Field(1.0, gt=0)
+    leak: float = Field(0.0, ge=0)
+    controller: Literal["nonlinear", "linearized"] = "nonlinear"
+    method: Literal["equilibrium", "ode"] = "equilibrium"
+    ssa_margin: float = Field(0.01, ge=0)  # tiny forward weights (U(-0.01, 0.01)) make -0.1 slow to reach
+
+    @model_validator(mode="after")
+    def _known(self):
+        if self.rule not in RULES:
+            from .errors import suggest
+
+            raise ValueError(f"unknown rule '{self.rule}'{suggest(self.rule, RULES)}")
+        return self
+
+
+class Experiment(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    path: Path
+    name: str
+    description: str = ""
+    seed: int = 0
+    network: NetworkSpec
+    data: DataSpec
+    training: TrainingSpec
+    rules: dict[str, RuleSpec]
+
+    def total_steps(self, n_train: int) -> int:
+        t = self.training
+        return t.steps if t.steps is not None else int(math.ceil(t.epochs * (n_train // t.batch_size)))
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    file = Path(path)
+    if not file.is_file():
+        raise ModelError(file, None, "experiment file not found; check the path")
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise ModelError(file, None, f"TOML syntax error: {err}") from None
+    check_keys(file, "", data, TOP_KEYS)
+    sections = {}
+    for key, cls in (("network", NetworkSpec), ("data", DataSpec), ("training", TrainingSpec)):
+        table = data.get(key)
+        if not isinstance(table, dict):
+            raise ModelError(file, f"[{key}]", f"missing table; add [{key}] (see the experiment file reference)")
+        check_keys(file, f"[{key}]", table, cls.model_fields)
+        try:
+            sections[key] = cls(**table)
+        except ValidationError as err:
+            raise _pydantic_error(file, f"[{key}]", err) from None
+    rules_table = data.get("rules")
+    if not isinstance(rules_table, dict) or not rules_table:
+        raise ModelError(file, "[rules]", "name at least one rule, e.g. [rules.bp]")
+    rules = {}
+    for label, table in rules_table.items():
+        if not isinstance(table, dict):
+            raise ModelError(file, f"[rules.{label}]", "must be a table")
+        table = {"rule": label, **table}
+        check_keys(file, f"[rules.{label}]", table, RuleSpec.model_fields)
+        try:
+            rules[label] = RuleSpec(**table)
+        except ValidationError as err:
+            raise _pydantic_error(file, f"[rules.{label}]", err) from None
+    seed = data.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ModelError(file, "seed", f"must be a non-negative integer, got {seed!r}")
+    L = len(sections["network"].sizes) - 1
+    for label, r in rules.items():
+        need = {"sldi": 3, "dfa": 2, "fa": 2, "ndi": 2, "di": 2, "pbp": 2}.get(r.rule, 1)
+        if L < need:
+            raise ModelError(file, f"[rules.{label}].rule", f"{r.rule} needs a network of at least {need} layers ({need - 1} hidden); this one has {L}")
+    return Experiment(
+        path=file, name=str(data.get("name", file.stem)), description=str(data.get("description", "")), seed=seed,
+        rules=rules, **sections,
+    )
