@@ -15,7 +15,7 @@ EXIT_OK, EXIT_BUG, EXIT_INPUT, EXIT_NUMERICAL = 0, 1, 2, 3
 def _parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    p = argparse.ArgumentParser(prog="neurodyn", description="Credit-assignment circuits as ODEs: simulate, stability, check, list.")
+    p = argparse.ArgumentParser(prog="neurodyn", description="Credit-assignment circuits as ODEs: simulate, stability, train, check, list.")
     p.add_argument("--version", action="version", version=f"neurodyn {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -34,6 +34,13 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("--max-iter", type=int, default=500, help="iteration cap (default 500)")
     st.add_argument("--out", type=Path, help="output folder (default: out/<model name>)")
     st.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: when stderr is a terminal)")
+
+    tr = sub.add_parser("train", help="train networks with each credit-assignment rule of an experiment file")
+    tr.add_argument("experiment", help="experiment file (TOML)")
+    tr.add_argument("--out", type=Path, help="output folder (default: out/<experiment name>)")
+    tr.add_argument("--data-dir", help="folder with the MNIST IDX files (default: $NEURODYN_DATA)")
+    tr.add_argument("--resume", action="store_true", help="continue from checkpoint.npz in the output folder")
+    tr.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: when stderr is a terminal)")
 
     c = sub.add_parser("check", help="validate a model file and print the resolved circuit")
     c.add_argument("model", help="model file (TOML)")
@@ -119,6 +126,28 @@ def _cmd_stability(args) -> int:
     return EXIT_OK
 
 
+def _cmd_train(args) -> int:
+    from .io.experiment import load_experiment
+    from .io.training import run_training
+
+    exp = load_experiment(args.experiment)
+    out = _out_dir(args, exp)
+    if out is None:
+        return EXIT_INPUT
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    try:
+        summary = run_training(exp, out, data_dir=args.data_dir, resume=args.resume, progress=progress)
+    except KeyboardInterrupt:
+        _error(f"interrupted; the last checkpoint is in {out}/checkpoint.npz: continue with --resume")
+        return 130
+    print(f"{summary['name']}: {summary['steps']} steps on {summary['data']['name']} ({summary['data']['n_train']} train / {summary['data']['n_test']} test)")
+    for label, final in summary["final"].items():
+        acc = f", test accuracy {final['test_accuracy']:.4f}" if "test_accuracy" in final else ""
+        print(f"  {label:<16} train loss {_fmt(final['train_loss'])}, test loss {_fmt(final['test_loss'])}{acc} ({final['wall_s']:.1f} s)")
+    print(f"  results in {out}/")
+    return EXIT_OK
+
+
 def _cmd_check(args) -> int:
     from .io.model import load_model
 
@@ -167,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     from .io.errors import ModelError, NumericalError
     from .learning.data import DataError
 
-    commands = {"simulate": _cmd_simulate, "stability": _cmd_stability, "check": _cmd_check, "list": _cmd_list}
+    commands = {"simulate": _cmd_simulate, "stability": _cmd_stability, "train": _cmd_train, "check": _cmd_check, "list": _cmd_list}
     try:
         return commands[args.command](args)
     except (ModelError, DataError) as err:

@@ -202,14 +202,23 @@ def solve_fixed_point(
 
     Returns ``(state, residual, converged)`` as arrays: ``converged`` requires a finite
     state with ``max|dy/dt| <= tol * max(1, max|y|)`` (``tol`` as in :func:`fixed_point`).
-    ``method="ode"`` integrates to steady state with Tsit5 first, then polishes.
+    ``method="ode"`` integrates to steady state with Tsit5 first, then polishes;
+    ``method="equilibrium"`` tries Newton first and integrates only when Newton fails.
     """
     if method not in METHODS:
         raise ValueError(f"unknown fixed-point method '{method}' (choose from {', '.join(METHODS)})")
     y0 = jax.vmap(circuit.init_state)(inputs)
     dtype = jax.tree_util.tree_leaves(y0)[0].dtype
     tol = default_tol(dtype) if tol is None else tol
-    if method == "ode":
+    def polish(y):
+        z0 = jax.vmap(circuit.reduce)(y)
+        state, _ = _newton(circuit, inputs, z0, newton_rtol, newton_atol, newton_max_steps)
+        f = batched_vector_field(circuit)(0.0, state, inputs)
+        residual = sample_max_abs(f)
+        finite = jnp.isfinite(residual) & jnp.isfinite(sample_max_abs(state))
+        return state, residual, finite & (residual <= tol * jnp.maximum(1.0, sample_max_abs(state)))
+
+    def integrate_then_polish(_):
         from .simulate import _solve, make_solver
 
         solver, _ = make_solver("tsit5")
@@ -217,11 +226,11 @@ def solve_fixed_point(
             circuit, inputs, y0, jnp.asarray(0.0, dtype), jnp.asarray(t1, dtype), None, None,
             rtol, atol, solver, True, True, max_steps, False,
         )
-        y0 = out["final"]
-    z0 = jax.vmap(circuit.reduce)(y0)
-    state, _ = _newton(circuit, inputs, z0, newton_rtol, newton_atol, newton_max_steps)
-    f = batched_vector_field(circuit)(0.0, state, inputs)
-    residual = sample_max_abs(f)
-    finite = jnp.isfinite(residual) & jnp.isfinite(sample_max_abs(state))
-    converged = finite & (residual <= tol * jnp.maximum(1.0, sample_max_abs(state)))
-    return state, residual, converged
+        return polish(out["final"])
+
+    if method == "ode":
+        return integrate_then_polish(None)
+    # Newton from the initial state; where it fails for any sample (e.g. a saturated
+    # nonlinearity far from the root), the batch is integrated first instead
+    result = polish(y0)
+    return jax.lax.cond(jnp.all(result[2]), lambda _: result, integrate_then_polish, None)

@@ -58,3 +58,30 @@ def spectrum_plot(path: Path, spectra: dict[str, np.ndarray], target: float | No
     ax.grid(alpha=0.3)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def learning_curves_plot(path: Path, rows: list[dict], title: str) -> None:
+    """One panel per metric against the training step, one line per rule."""
+    skip = {"rule", "step", "wall_s", "steady_state_converged"}
+    metrics = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in skip]
+    rules = list(dict.fromkeys(r["rule"] for r in rows))
+    ncol = 3
+    nrow = -(-len(metrics) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(13, 3.2 * nrow), layout="constrained", squeeze=False)
+    for ax, metric in zip(axes.flat, metrics):
+        for rule in rules:
+            pts = [(r["step"], r[metric]) for r in rows if r["rule"] == rule and metric in r and r[metric] is not None]
+            if pts:
+                x, y = zip(*pts)
+                ax.plot(x, y, label=rule)
+        if any(k in metric for k in ("loss", "nmse", "residual")):
+            ax.set_yscale("log")
+        ax.set_title(metric, fontsize=9)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -78,6 +78,18 @@ class CircuitRule(Rule):
             inputs.update({f"a_{i}": fwd.a[i] for i in range(network.L - 1)})
         return solve_fixed_point(self.circuit(network), inputs, method=self.method)
 
+    def stable_fraction(self, network, fwd, delta_L, state):
+        """Fraction of samples whose fixed point has a Jacobian with negative spectral abscissa
+        (the equilibrium path finds unstable fixed points too; the dynamics would not)."""
+        import jax
+
+        circuit = self.circuit(network)
+        inputs = {"delta_out": delta_L}
+        if self.controller == "linearized":
+            inputs.update({f"a_{i}": fwd.a[i] for i in range(network.L - 1)})
+        eigs = jax.vmap(circuit.eigenvalues)(state, inputs)
+        return jnp.mean(jnp.max(jnp.real(eigs), axis=-1) < 0)
+
     def signals(self, network, fwd, delta_L):
         import jax
 

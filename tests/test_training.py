@@ -1,0 +1,152 @@
+"""Training harness: every rule lowers the loss, interrupted runs resume exactly, bad
+experiment files are rejected, and the CLI writes its outputs."""
+
+import json
+
+import numpy as np
+import pytest
+
+from neurodyn.cli import main
+from neurodyn.io import training
+from neurodyn.io.errors import ModelError
+from neurodyn.io.experiment import load_experiment
+
+EXPERIMENT = """
+name = "small"
+seed = 1
+[network]
+sizes = [6, 5, 4, 3]
+nonlinearities = ["tanh", "tanh", "linear"]
+init_scale = 0.3
+loss = "squared_error"
+[data]
+kind = "nonlinear_regression"
+n_train = 200
+n_test = 50
+teacher_scale = 1.0
+[training]
+lr = 2e-2
+clip = 10.0
+batch_size = {batch}
+steps = {steps}
+eval_every = {every}
+eval_samples = 50
+{rules}
+"""
+ALL_RULES = """
+[rules.bp]
+[rules.fa]
+feedback = "random"
+feedback_scale = 0.5
+[rules.dfa]
+feedback = "random"
+feedback_scale = 0.5
+[rules.pbp]
+[rules.ndi]
+leak = 0.01
+[rules.di]
+leak = 0.01
+[rules.di_linearized]
+rule = "di"
+leak = 0.01
+controller = "linearized"
+[rules.sldi]
+leak = 0.05
+feedback_scale = 1.0
+"""
+
+
+def _write(tmp_path, **kw):
+    kw = {"batch": 1, "steps": 300, "every": 100, "rules": ALL_RULES} | kw
+    path = tmp_path / "exp.toml"
+    path.write_text(EXPERIMENT.format(**kw))
+    return path
+
+
+def test_every_rule_lowers_the_loss(tmp_path):
+    exp = load_experiment(_write(tmp_path))
+    summary = training.run_training(exp, tmp_path / "out")
+    rows = [json.loads(json.dumps(r)) for r in _csv(tmp_path / "out" / "metrics.csv")]
+    for label in exp.rules:
+        mine = [r for r in rows if r["rule"] == label]
+        assert float(mine[-1]["train_loss"]) < 0.7 * float(mine[0]["train_loss"]), label
+        assert summary["status"][label] == "completed"
+    # BP's update is its own reference: zero angle
+    assert float(summary["final"]["bp"]["angle_bp_W1"]) < 1e-5
+    for name in ("metrics.csv", "metrics.npz", "learning_curves.png", "summary.json", "checkpoint.npz"):
+        assert (tmp_path / "out" / name).is_file()
+
+
+def _csv(path):
+    import csv
+
+    with open(path) as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_resume_after_interrupt_gives_the_same_weights(tmp_path, monkeypatch):
+    rules = "[rules.di]\nleak = 0.01\n[rules.fa]\nfeedback = \"random\"\n"
+    exp = load_experiment(_write(tmp_path, steps=120, every=40, batch=2, rules=rules))
+    training.run_training(exp, tmp_path / "full")
+    calls = {"n": 0}
+    real = training.run_steps
+
+    def flaky(*args, **kw):
+        calls["n"] += 1
+        if calls["n"] == 5:  # second rule, second interval
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    monkeypatch.setattr(training, "run_steps", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        training.run_training(exp, tmp_path / "cut")
+    monkeypatch.setattr(training, "run_steps", real)
+    training.run_training(exp, tmp_path / "cut", resume=True)
+    with np.load(tmp_path / "full" / "checkpoint.npz") as a, np.load(tmp_path / "cut" / "checkpoint.npz") as b:
+        for key in a.files:
+            if key.endswith("/wall") or key == "rows":  # wall times differ; metrics compared below
+                continue
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    full, cut = _csv(tmp_path / "full" / "metrics.csv"), _csv(tmp_path / "cut" / "metrics.csv")
+    assert [(r["rule"], r["step"], r["train_loss"]) for r in full] == [(r["rule"], r["step"], r["train_loss"]) for r in cut]
+
+
+@pytest.mark.parametrize(
+    "old, new, key",
+    [
+        ("[rules.bp]", "[rules.bpp]", "bpp"),
+        ("steps = 300", "steps = 300\nepochs = 2", "[training]"),
+        ("lr = 2e-2", "lr = -1.0", "[training].lr"),
+        ('loss = "squared_error"', 'loss = "cross_entropy"', "[network]"),
+        ('kind = "nonlinear_regression"', 'kind = "cifar"', "[data].kind"),
+        ("[rules.sldi]", "[rules.sldi]\nfeedbak = 1", "[rules.sldi].feedbak"),
+    ],
+)
+def test_bad_experiment_files(tmp_path, old, new, key):
+    text = _write(tmp_path).read_text()
+    assert old in text
+    path = tmp_path / "bad.toml"
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(ModelError) as info:
+        load_experiment(path)
+    assert key in str(info.value) and "\n" not in str(info.value)
+
+
+def test_sldi_needs_two_hidden_layers(tmp_path):
+    text = _write(tmp_path).read_text().replace("[6, 5, 4, 3]", "[6, 5, 3]").replace('["tanh", "tanh", "linear"]', '["tanh", "linear"]')
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ModelError, match="sldi needs"):
+        load_experiment(path)
+
+
+def test_cli_train_and_missing_mnist(tmp_path, capsys, monkeypatch):
+    path = _write(tmp_path, steps=40, every=20, rules="[rules.bp]\n")
+    assert main(["train", str(path), "--out", str(tmp_path / "o")]) == 0
+    assert "bp" in capsys.readouterr().out
+    assert main(["train", str(path), "--out", str(tmp_path / "o2"), "--resume"]) == 2
+    mnist = path.read_text().replace('kind = "nonlinear_regression"', 'kind = "mnist"')
+    path.write_text(mnist)
+    monkeypatch.delenv("NEURODYN_DATA", raising=False)
+    assert main(["train", str(path), "--out", str(tmp_path / "o3"), "--data-dir", str(tmp_path / "nowhere")]) == 2
+    assert "t10k" in capsys.readouterr().err and not (tmp_path / "o3").exists()
