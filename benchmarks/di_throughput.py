@@ -164,13 +164,16 @@ def euler_one(W, B, alpha, delta_out, dt, steps, out):
     delta = out
     delta[:] = 0.0
     u = np.zeros(d1)
+    g = np.empty(d0)
     last = 0.0
     for _ in range(steps):
         last = 0.0
+        for j in range(d0):  # g(delta) once per step, as the reference code's vectorised tanh
+            g[j] = math.tanh(delta[j])
         for i in range(d1):  # controller first (public reference code)
             acc = 0.0
             for j in range(d0):
-                acc += W[i, j] * math.tanh(delta[j])
+                acc += W[i, j] * g[j]
             u[i] += dt * (-alpha * u[i] + acc - delta_out[i])
         for j in range(d0):
             acc = 0.0

@@ -11,22 +11,24 @@ B is SSA-optimised on the S24 block matrix [[-I, B], [W, -alpha I]] (supplement 
 neurodyn.core.stabilize, margin 0.1, relative -min(0.1, alpha/2) for expanding layers); then
 DI is run from zero (diffrax, to steady state, Newton-polished: neurodyn.fixed_point
 method="ode") for N_DELTAS draws delta_l ~ N(0, 1), batched; tanh uses 0.1 N(0, 1) (with
-N(0, 1) the explicit inverse is undefined for most samples); an extra tanh run at N(0, 1)
-is shown in the top row only. The same W, B-start and delta draws are used for every leak
-and every g.
+N(0, 1) the explicit inverse is undefined for most samples); with --tanh-unit an extra tanh
+run at N(0, 1) is shown in the top row (dashed). The same W, B-start and delta draws are used
+for every leak and every g. Expanding layers skip alpha = 0 (W B is singular: no fixed point).
 
 Measured per sample (angles in degrees):
   top      angle(delta_l, W g(delta_{l-1}))
   bottom   angle(delta_{l-1}, g^{-1}(W^+ delta_l))       W^+: Moore-Penrose pseudo-inverse
-  extra    angle(delta_{l-1}, g^{-1}(M_NDI delta_l))     M_NDI: Algorithm 5, at the same alpha, B
+  extra    angle(delta_{l-1}, g^{-1}(M_DI^0 delta_l))     M_DI^0: leak-free DI matrix B (W B)^{-1}
+                                                          (expanding: (B W)^{-1} B), same B
+  extra    angle(delta_{l-1}, g^{-1}(M_NDI delta_l))     M_NDI: Algorithm 5 NDI at the same alpha, B
   floor    angle(delta_l, W W^+ delta_l)                 the best any delta_{l-1} can do (linear)
-tanh samples with max|W^+ delta_l| >= 1 (resp. |M_NDI delta_l|) have no inverse: they are
-counted and left out of the bottom-row angle. Samples whose DI run did not settle, diverged,
-or settled on a fixed point with an unstable Jacobian are counted and left out of the angles.
+tanh samples with max|M delta_l| >= 1 have no inverse: they are counted and left out of that
+bottom-row angle. Samples whose DI run did not settle, diverged, or settled on a fixed point
+with an unstable Jacobian are counted and left out of the angles.
 
-Usage:  python experiments/fig_s1_accuracy/run.py [--seed 0] [--quick] [--no-tanh-unit]
+Usage:  python experiments/fig_s1_accuracy/run.py [--seed 0] [--quick] [--tanh-unit] [--replot]
 Outputs next to this file (quick/ for --quick): results.json, results.md, fig_s1_accuracy.png,
-fig_s1_ndi_reference.png.
+fig_s1_other_references.png.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ HERE = Path(__file__).resolve().parent
 
 #: (label, d_{l-1}, d_l); W is d_l x d_{l-1}
 SHAPES = (("20x20", 20, 20, "equal"), ("20x10", 20, 10, "contracting"), ("10x20", 10, 20, "expanding"))
-LEAKS = (0.0, 0.001, 0.01, 0.025, 0.05, 0.1)
+LEAKS = (0.0, 0.001, 0.01, 0.05, 0.1)
 #: (key, g name, scale of delta_l, in bottom row)
 NONLINS = (("linear", "linear", 1.0, True), ("tanh", "tanh", 0.1, True), ("relu", "relu", 1.0, False))
 TANH_UNIT = ("tanh_unit", "tanh", 1.0, False)
@@ -87,6 +89,10 @@ def g_np(name, x):
     return {"linear": lambda v: v, "tanh": np.tanh, "relu": lambda v: np.maximum(v, 0.0)}[name](x)
 
 
+#: bottom-row references (see the module docstring)
+REFS = ("pinv", "di0", "ndi")
+
+
 def ndi_matrix(W, B, alpha):
     """Algorithm 5, NDI: (B W - alpha I)^{-1} B if d_l > d_{l-1}, else B (W B - alpha I)^{-1}."""
     d1, d0 = W.shape
@@ -96,28 +102,36 @@ def ndi_matrix(W, B, alpha):
 
 
 def run_di(circuit, deltas, t1):
-    """DI from zero for a batch of delta_l. One batched fixed_point call; if the batch hit the
-    divergence guard (which stops every sample of the batch), each sample is re-run alone.
+    """DI from zero for a batch of delta_l: one batched fixed_point call (one step sequence for
+    the whole batch). Two batch effects are undone by re-running samples alone:
+    - the divergence guard stops every sample of the batch: all samples are re-run alone;
+    - a batch stopped by max_steps (a sample that never settles, e.g. a limit cycle, keeps the
+      step size small for all) leaves slow samples short of t1: the unsettled ones are re-run alone.
 
-    Returns per sample: polished state delta_{l-1} (converged samples), end-of-run delta_{l-1},
-    status (STATUSES), t_final."""
+    Returns per sample: polished state delta_{l-1}, end-of-run delta_{l-1}, status (STATUSES),
+    t_final; and the number of samples re-run alone and the solver's reason(s)."""
     eq = nd.fixed_point(circuit, {"delta_out": jnp.asarray(deltas)}, method="ode", t1=t1, max_steps=MAX_STEPS)
     tr = eq.trajectory
-    if tr.reason in ("diverged", "nonfinite"):
-        parts = [run_di_single(circuit, d, t1) for d in deltas]
-        return {k: np.stack([p[k] for p in parts]) for k in parts[0]} | {"batch_reruns": len(deltas)}
     n = len(deltas)
-    status = np.where(eq.converged & eq.stable, "ok", np.where(eq.converged, "unstable_fixed_point", "not_settled"))
-    end = np.asarray(tr.final["delta_0"])
-    finite = np.all(np.isfinite(end), axis=1)
-    status = np.where(finite, status, "diverged")
-    return dict(
-        delta0=np.asarray(eq.state["delta_0"]),
-        delta0_end=end,
-        status=status.astype("<U24"),
-        t_final=np.full(n, tr.t_final),
-        batch_reruns=0,
-    )
+    if tr.reason in ("diverged", "nonfinite"):
+        alone = list(range(n))
+        res = dict(delta0=np.zeros((n, circuit.sizes[0])), delta0_end=np.zeros((n, circuit.sizes[0])),
+                   status=np.full(n, "diverged", "<U24"), t_final=np.zeros(n))
+    else:
+        status = np.where(eq.converged & eq.stable, "ok", np.where(eq.converged, "unstable_fixed_point", "not_settled"))
+        end = np.asarray(tr.final["delta_0"])
+        status = np.where(np.all(np.isfinite(end), axis=1), status, "diverged")
+        res = dict(delta0=np.array(eq.state["delta_0"]), delta0_end=np.array(end), status=status.astype("<U24"), t_final=np.full(n, tr.t_final))
+        alone = list(np.flatnonzero(status == "not_settled")) if tr.reason == "max_steps" else []
+    reasons = []
+    for i in alone:
+        one = run_di_single(circuit, deltas[i], t1)
+        for k in res:
+            res[k][i] = one[k]
+        reasons.append(one["reason"])
+    res["batch_reruns"] = len(alone)
+    res["reason"] = tr.reason + (f"; alone: {','.join(reasons)}" if alone else "")
+    return res
 
 
 def run_di_single(circuit, delta, t1):
@@ -130,7 +144,7 @@ def run_di_single(circuit, delta, t1):
         status = "ok" if bool(eq.stable) else "unstable_fixed_point"
     else:
         status = "not_settled"
-    return dict(delta0=np.asarray(eq.state["delta_0"]), delta0_end=end, status=np.asarray(status, "<U24"), t_final=np.asarray(tr.t_final))
+    return dict(delta0=np.asarray(eq.state["delta_0"]), delta0_end=end, status=status, t_final=tr.t_final, reason=tr.reason)
 
 
 def summarise(x):
@@ -168,7 +182,7 @@ def experiment(args):
                                  target=float(r.target), seconds=float(r.seconds), message=r.message))
                 t1 = max(T1_MIN, T1_PER_LEAK / alpha) if (d1 > d0 and alpha > 0) else T1_MIN
                 Wp = np.linalg.pinv(W)
-                M = ndi_matrix(W, B, alpha)
+                mats = dict(pinv=Wp, di0=ndi_matrix(W, B, 0.0), ndi=ndi_matrix(W, B, alpha))
                 for key, gname, scale, _ in nonlins:
                     dl = scale * deltas
                     cc = DynamicInversion(W=(jnp.asarray(W),), B=(jnp.asarray(B),), alpha=a, g=(parse(gname),))
@@ -176,20 +190,21 @@ def experiment(args):
                     ok = out["status"] == "ok"
                     x = out["delta0"]
                     top = angle_deg(dl, g_np(gname, x) @ W.T)
-                    end_finite = np.all(np.isfinite(out["delta0_end"]), axis=1)
+                    end_finite = np.all(np.isfinite(out["delta0_end"]), axis=1) & (out["status"] != "diverged")
                     top_end = angle_deg(dl, g_np(gname, out["delta0_end"]) @ W.T)
                     rec = dict(shape=label, init=init, leak=alpha, g=key, status=out["status"].tolist(),
                                batch_reruns=int(out["batch_reruns"]),
                                top=np.where(ok, top, np.nan), top_end=np.where(end_finite, top_end, np.nan),
                                floor=angle_deg(dl, dl @ (W @ Wp).T))
                     if gname != "relu":
-                        xp, bad_p = ginv(gname, dl @ Wp.T)
-                        xn, bad_n = ginv(gname, dl @ M.T)
-                        rec["pinv"] = np.where(ok & ~bad_p, angle_deg(x, xp), np.nan)
-                        rec["ndi"] = np.where(ok & ~bad_n, angle_deg(x, xn), np.nan)
-                        rec["no_inverse_pinv"] = int(bad_p.sum())
-                        rec["no_inverse_ndi"] = int(bad_n.sum())
-                        rec["no_inverse_pinv_ok"] = int((bad_p & ok).sum())
+                        for ref in REFS:
+                            xr, bad = ginv(gname, dl @ mats[ref].T)
+                            rec[ref] = np.where(ok & ~bad, angle_deg(x, xr), np.nan)
+                            rec[f"no_inverse_{ref}"] = int(bad.sum())
+                            rec[f"no_inverse_{ref}_ok"] = int((bad & ok).sum())
+                        if gname == "tanh":  # how often g^{-1}(W^+ delta_l) exists at the paper's N(0, 1) scale
+                            rec["no_inverse_pinv_unit_scale"] = int(ginv("tanh", deltas @ Wp.T)[1].sum())
+                    rec["solver_reason"] = out["reason"]
                     records.append(rec)
                 if args.verbose:
                     sts = {rec["g"]: "/".join(str(sum(s == k for s in rec["status"])) for k in STATUSES) for rec in records[-len(nonlins):]}
@@ -215,12 +230,14 @@ def aggregate(records, stab, nonlins, leaks):
                            top=summarise(np.concatenate([r["top"] for r in rs])),
                            top_end_of_run=summarise(np.concatenate([r["top_end"] for r in rs])),
                            floor=summarise(np.concatenate([r["floor"] for r in rs])))
+                row["solver_reasons"] = sorted({r["solver_reason"] for r in rs})
                 if "pinv" in rs[0]:
-                    row["pinv"] = summarise(np.concatenate([r["pinv"] for r in rs]))
-                    row["ndi"] = summarise(np.concatenate([r["ndi"] for r in rs]))
-                    row["no_inverse_pinv"] = int(sum(r["no_inverse_pinv"] for r in rs))
-                    row["no_inverse_pinv_among_ok"] = int(sum(r["no_inverse_pinv_ok"] for r in rs))
-                    row["no_inverse_ndi"] = int(sum(r["no_inverse_ndi"] for r in rs))
+                    for ref in REFS:
+                        row[ref] = summarise(np.concatenate([r[ref] for r in rs]))
+                        row[f"no_inverse_{ref}"] = int(sum(r[f"no_inverse_{ref}"] for r in rs))
+                        row[f"no_inverse_{ref}_among_ok"] = int(sum(r[f"no_inverse_{ref}_ok"] for r in rs))
+                if "no_inverse_pinv_unit_scale" in rs[0]:
+                    row["no_inverse_pinv_unit_scale"] = int(sum(r["no_inverse_pinv_unit_scale"] for r in rs))
                 summary.append(row)
     return summary
 
@@ -231,59 +248,89 @@ LABELS = {"linear": "linear", "tanh": r"tanh ($\delta_l\sim0.1\,\mathcal{N}(0,1)
           "tanh_unit": r"tanh ($\delta_l\sim\mathcal{N}(0,1)$)"}
 
 
-def _series(summary, label, key, metric, leaks):
-    xs, med, lo, hi = [], [], [], []
+def _series(summary, label, key, metric, leaks, with_n=False):
+    xs, med, lo, hi, ns, empty = [], [], [], [], [], []
     for alpha in leaks:
         row = next((r for r in summary if r["shape"] == label and r["g"] == key and r["leak"] == alpha), None)
-        if row is None or metric not in row or row[metric]["n"] == 0:
+        if row is None or metric not in row:
+            continue
+        if row[metric]["n"] == 0:
+            empty.append(alpha)
             continue
         xs.append(alpha)
         med.append(row[metric]["median"])
         lo.append(row[metric]["q25"])
         hi.append(row[metric]["q75"])
-    return np.array(xs), np.array(med), np.array(lo), np.array(hi)
+        ns.append(row[metric]["n"])
+    out = np.array(xs), np.array(med), np.array(lo), np.array(hi)
+    return out + (ns, empty) if with_n else out
 
 
-def plot(summary, nonlins, leaks, path, bottom_metric="pinv", bottom_label=None, title=None):
+ROW_LABELS = {
+    "top": r"angle($\delta_l$, $W g(\delta_{l-1})$) [deg]",
+    "pinv": r"angle($\delta_{l-1}$, $g^{-1}(W^+\delta_l)$) [deg]",
+    "di0": r"angle($\delta_{l-1}$, $g^{-1}(M_{DI}^{\alpha=0}\delta_l)$) [deg]",
+    "ndi": r"angle($\delta_{l-1}$, $g^{-1}(M_{NDI}^{\alpha}\delta_l)$) [deg]",
+}
+
+
+def plot(summary, nonlins, leaks, path, rows=("top", "pinv"), title=None, n=(N_INITS, N_DELTAS)):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 3, figsize=(13, 7.2), sharex=True)
+    fig, axes = plt.subplots(len(rows), 3, figsize=(13, 3.6 * len(rows)), sharex=True, sharey="row", squeeze=False)
     for j, (label, d0, d1, kind) in enumerate(SHAPES):
-        for i, metric in enumerate(("top", bottom_metric)):
+        for i, metric in enumerate(rows):
             ax = axes[i, j]
+            notes = []
             for key, gname, scale, bottom in nonlins:
-                if i == 1 and not bottom:
+                if metric != "top" and not bottom:
                     continue
-                xs, med, lo, hi = _series(summary, label, key, metric, leaks)
+                xs, med, lo, hi, ns, empty = _series(summary, label, key, metric, leaks, with_n=True)
+                if empty:
+                    notes.append((key, "no converged sample\nat " + r"$\alpha$=" + ", ".join(f"{a:g}" for a in empty)))
                 if xs.size == 0:
                     continue
                 ls = "--" if key == "tanh_unit" else "-"
                 ax.plot(xs, med, ls, marker="o", ms=4, color=COLORS[key], label=LABELS[key])
                 ax.fill_between(xs, lo, hi, color=COLORS[key], alpha=0.15 if key != "tanh_unit" else 0.07)
-            if i == 0 and d1 > d0:
+                for x, y, k in zip(xs, med, ns):  # few samples behind a point: say how many
+                    if k < 60:
+                        ax.annotate(f"n={k}", (x, y), textcoords="offset points", xytext=(3, 4), fontsize=7, color=COLORS[key])
+            if metric == "top" and d1 > d0:
                 xs, med, lo, hi = _series(summary, label, "linear", "floor", leaks)
-                ax.plot(xs, med, ":", color="k", label=r"floor: $\angle(\delta_l, WW^+\delta_l)$")
-            if i == 1:
-                ax.text(0.03, 0.95, "ReLU: no explicit inverse", transform=ax.transAxes, va="top", fontsize=8, color="tab:green")
+                ax.plot(xs, med, ":", color="k", label=r"floor: median $\angle(\delta_l, WW^+\delta_l)$")
+            if metric != "top":
+                notes.append(("relu", "ReLU: no explicit inverse"))
+            for k, (key, text) in enumerate(notes):
+                ax.text(0.97, 0.95 - 0.11 * k, f"{LABELS[key].split(' (')[0]}: {text}" if key != "relu" or metric == "top" else text,
+                        transform=ax.transAxes, ha="right", va="top", fontsize=7.5, color=COLORS[key])
             ax.set_xscale("symlog", linthresh=1e-3, linscale=0.5)
             ax.set_xticks([0, 1e-3, 1e-2, 1e-1])
             ax.set_xlim(-2e-4, 0.13)
-            ax.set_ylim(bottom=0)
             ax.grid(alpha=0.3)
             if i == 0:
                 ax.set_title(f"{label} ({kind})" + (r", $\alpha>0$ only" if d1 > d0 else ""))
-            else:
+            if i == len(rows) - 1:
                 ax.set_xlabel(r"leak $\alpha$")
-        axes[0, j].legend(fontsize=7, loc="upper left")
-    axes[0, 0].set_ylabel(r"angle($\delta_l$, $W g(\delta_{l-1})$) [deg]")
-    axes[1, 0].set_ylabel(bottom_label or r"angle($\delta_{l-1}$, $g^{-1}(W^+\delta_l)$) [deg]")
-    fig.suptitle(title or "Fig. S1 reproduction: DI accuracy, median and IQR over converged samples (10 inits x 10 deltas)", fontsize=11)
+            if j == 0:
+                ax.set_ylabel(ROW_LABELS[metric], fontsize=9)
+            if j == 2 or i == 0:
+                ax.legend(fontsize=7, loc="lower right" if d1 > d0 else "upper left")
+    for row in axes:
+        row[0].set_ylim(bottom=0)
+    fig.suptitle((title or "Fig. S1 reproduction: DI accuracy") + f"; median and IQR over converged samples of {n[0]} inits x {n[1]} deltas", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)
+
+
+def draw(summary, nonlins, leaks, out, n):
+    plot(summary, nonlins, leaks, out / "fig_s1_accuracy.png", n=n)
+    plot(summary, nonlins, leaks, out / "fig_s1_other_references.png", rows=("di0", "ndi"),
+         title=r"Explicit inversion with the DI matrix instead of $W^+$: leak-free $M_{DI}^{\alpha=0}$ (top), same-leak $M_{NDI}^{\alpha}$ (bottom)", n=n)
 
 
 def fmt(s, key="median"):
@@ -310,23 +357,27 @@ def write_md(summary, stab, meta, path):
             lines.append(f"| {label} | {alpha:g} | {sum(s['success'] for s in st)}/{len(st)} | {int(np.median(its))}, {max(its)} | "
                          f"{max(s['abscissa_after'] for s in st):.4g} | {st[0]['target']:.4g} |")
     lines += ["", "## Top row: angle(delta_l, W g(delta_{l-1}))", "",
-              "| shape | g | leak | ok/unst/unsettled/div | angle (ok) | mean ± sd | end-of-run angle, all finite | floor angle(delta_l, W W^+ delta_l) |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| shape | g | leak | ok/unst/unsettled/div | re-run alone | angle (ok) | mean ± sd | end-of-run angle, ok + not settled | floor angle(delta_l, W W^+ delta_l) |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for row in summary:
         c = row["counts"]
         t = row["top"]
         ms = "n/a" if t["n"] == 0 else f"{t['mean']:.2f} ± {t['sd']:.2f}"
         lines.append(f"| {row['shape']} | {row['g']} | {row['leak']:g} | {c['ok']}/{c['unstable_fixed_point']}/{c['not_settled']}/{c['diverged']} "
-                     f"| {iqr(t)} | {ms} | {iqr(row['top_end_of_run'])} (n={row['top_end_of_run']['n']}) | {fmt(row['floor'])} |")
-    lines += ["", "## Bottom row: angle(delta_{l-1}, g^{-1}(W^+ delta_l)) and angle(delta_{l-1}, g^{-1}(M_NDI delta_l))", "",
-              "`no inv`: samples where max|W^+ delta_l| >= 1 (tanh: no inverse; of all samples / of the ok samples); they are excluded.", "",
-              "| shape | g | leak | ok | no inv (pinv, all/ok) | angle vs g^-1(W^+ delta_l) | n | angle vs g^-1(M_NDI delta_l) | n (no inv NDI) |",
-              "|---|---|---|---|---|---|---|---|---|"]
+                     f"| {row['batch_reruns']} | {iqr(t)} | {ms} | {iqr(row['top_end_of_run'])} (n={row['top_end_of_run']['n']}) | {fmt(row['floor'])} |")
+    lines += ["", "## Bottom row: angle(delta_{l-1}, g^{-1}(M delta_l)) for three explicit references M", "",
+              "M = W^+ (Moore-Penrose; main figure), M_DI^0 = the leak-free DI matrix B (W B)^{-1} (expanding: (B W)^{-1} B), "
+              "M_NDI^alpha = Algorithm 5 NDI at the run's leak (linear: equal to the DI fixed point by construction). "
+              "`no inv` (tanh): samples with max|M delta_l| >= 1, all / among ok; excluded. "
+              "`no inv N(0,1)`: the same count for W^+ if delta_l were N(0, 1) (the paper's scale).", "",
+              "| shape | g | leak | ok | W^+: angle | n | no inv | M_DI^0: angle | n | no inv | M_NDI^a: angle | n | no inv | no inv N(0,1) |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in summary:
         if "pinv" not in row:
             continue
-        lines.append(f"| {row['shape']} | {row['g']} | {row['leak']:g} | {row['counts']['ok']} | {row['no_inverse_pinv']}/{row['no_inverse_pinv_among_ok']} "
-                     f"| {iqr(row['pinv'])} | {row['pinv']['n']} | {iqr(row['ndi'])} | {row['ndi']['n']} ({row['no_inverse_ndi']}) |")
+        cells = " | ".join(f"{iqr(row[r])} | {row[r]['n']} | {row[f'no_inverse_{r}']}/{row[f'no_inverse_{r}_among_ok']}" for r in REFS)
+        unit = row.get("no_inverse_pinv_unit_scale", "-")
+        lines.append(f"| {row['shape']} | {row['g']} | {row['leak']:g} | {row['counts']['ok']} | {cells} | {unit} |")
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -334,34 +385,38 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="smoke run: 2 inits x 4 deltas, leaks 0, 0.01, 0.1; outputs to quick/")
-    p.add_argument("--no-tanh-unit", dest="tanh_unit", action="store_false", help="skip the extra tanh run at delta_l ~ N(0, 1)")
+    p.add_argument("--tanh-unit", action="store_true", help="also run tanh at delta_l ~ N(0, 1) (top row, dashed; slow)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: this folder, or quick/)")
     p.add_argument("--quiet", dest="verbose", action="store_false")
+    p.add_argument("--replot", action="store_true", help="only redraw the figures from the folder's results.json")
     args = p.parse_args()
     args.n_inits, args.n_deltas, args.leaks = (2, 4, (0.0, 0.01, 0.1)) if args.quick else (N_INITS, N_DELTAS, LEAKS)
     out = args.out or (HERE / "quick" if args.quick else HERE)
     out.mkdir(parents=True, exist_ok=True)
 
+    if args.replot:
+        saved = json.loads((out / "results.json").read_text())
+        meta = saved["meta"]
+        nonlins = tuple((d["key"], d["g"], d["delta_scale"], d["bottom_row"]) for d in meta["nonlinearities"])
+        draw(saved["summary"], nonlins, tuple(meta["leaks"]), out, (meta["n_inits"], meta["n_deltas"]))
+        return
     start = time.perf_counter()
     records, stab, nonlins = experiment(args)
     summary = aggregate(records, stab, nonlins, args.leaks)
     runtime = time.perf_counter() - start
     cmd = "python experiments/fig_s1_accuracy/run.py" + (f" --seed {args.seed}" if args.seed else "") + (" --quick" if args.quick else "") + \
-        ("" if args.tanh_unit else " --no-tanh-unit")
+        (" --tanh-unit" if args.tanh_unit else "")
     meta = dict(command=cmd, seed=args.seed, runtime_s=runtime, leaks=list(args.leaks), n_inits=args.n_inits, n_deltas=args.n_deltas,
                 shapes=[dict(label=s[0], d_lm1=s[1], d_l=s[2], kind=s[3]) for s in SHAPES],
                 nonlinearities=[dict(key=k, g=g, delta_scale=s, bottom_row=b) for k, g, s, b in nonlins],
                 ssa=SSA, t1=dict(min=T1_MIN, per_leak_expanding=T1_PER_LEAK), max_steps=MAX_STEPS,
                 machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, jax {jax.__version__}, numpy {np.__version__}")
-    per_sample = [dict(shape=r["shape"], init=r["init"], leak=r["leak"], g=r["g"], status=r["status"],
+    per_sample = [dict(shape=r["shape"], init=r["init"], leak=r["leak"], g=r["g"], status=r["status"], solver_reason=r["solver_reason"],
                        **{k: [None if not np.isfinite(v) else round(float(v), 5) for v in r[k]] for k in ("top", "top_end", "pinv", "ndi", "floor") if k in r})
                   for r in records]
     (out / "results.json").write_text(json.dumps(dict(meta=meta, stabilize=stab, summary=summary, per_sample=per_sample), indent=1))
     write_md(summary, stab, meta, out / "results.md")
-    plot(summary, nonlins, args.leaks, out / "fig_s1_accuracy.png")
-    plot(summary, nonlins, args.leaks, out / "fig_s1_ndi_reference.png", bottom_metric="ndi",
-         bottom_label=r"angle($\delta_{l-1}$, $g^{-1}(M_{NDI}\delta_l)$) [deg]",
-         title=r"Bottom row against the NDI matrix of Algorithm 5 at the same $\alpha$ and $B$ (linear: exact by construction)")
+    draw(summary, nonlins, args.leaks, out, (args.n_inits, args.n_deltas))
     print(f"done in {runtime:.0f} s; outputs in {out}")
 
 

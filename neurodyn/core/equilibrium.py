@@ -35,7 +35,10 @@ class Equilibrium:
     """Result of :func:`fixed_point` (numpy; batch axis kept only if the input had one).
 
     ``residual`` is ``max|dy/dt|`` at ``state`` per sample; ``spectral_abscissa`` the
-    largest real part of the Jacobian's eigenvalues there.
+    largest real part of the Jacobian's eigenvalues there. For samples whose dynamics did
+    not settle, ``state`` is where the integration stopped. The samples of a batch share
+    one step sequence: one diverging sample stops the whole solve (every sample is then
+    reported not converged), and a slow sample sets the pace; solve such samples apart.
     """
 
     state: dict[str, np.ndarray]
@@ -127,10 +130,14 @@ def fixed_point(
     converged = finite & (residual <= tol * np.maximum(1.0, scale))
     stable = converged & (sa < 0)
     if traj is not None and not traj.all_converged:
-        # the dynamics did not settle: report the solver's reason, not Newton's
+        # the dynamics did not settle: report the solver's reason, not Newton's, and give
+        # the unsettled samples the state the dynamics reached (not Newton's output)
         reason = traj.reason
         converged &= traj.converged
         stable &= traj.converged
+        ode_final = {k: np.asarray(v if had_batch else v[None]) for k, v in traj.final.items()}
+        keep = traj.converged
+        state = {k: np.where(keep.reshape((-1,) + (1,) * (v.ndim - 1)), v, ode_final[k]) for k, v in state.items()}
     elif not np.all(converged):
         reason = "newton_failed" if np.all(finite) else "nonfinite"
     elif not np.all(stable):

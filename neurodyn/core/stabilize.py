@@ -85,6 +85,7 @@ def stabilize(
     max_iter: int = 500,
     method: str = "ssa",
     progress: bool = False,
+    patience: int = 50,
 ) -> StabilizeResult:
     """Gradient descent on the SSA of ``circuit``'s block system matrix w.r.t. ``where(circuit)``.
 
@@ -92,7 +93,8 @@ def stabilize(
     ``max_iter``, or when a step produces non-finite arrays (failure, reported). Each piece
     of a block-triangular system matrix that is already below the target is left alone.
     ``method="heuristic"`` reproduces the public approach (dense, plain abscissa in the
-    Lyapunov solves) for comparison only.
+    Lyapunov solves) for comparison only. The descent also stops, as a failure, when the
+    SSA has not decreased for ``patience`` iterations (a target out of reach).
     """
     if method not in METHODS:
         raise ValueError(f"unknown method '{method}' (choose from {', '.join(METHODS)})")
@@ -117,7 +119,7 @@ def stabilize(
 
     pieces, abscissa, ssa = measure(circuit)
     before = (abscissa, ssa)
-    history = [abscissa]
+    history, ssa_history = [abscissa], [ssa]
     message, it = "", 0
     bar = None
     if progress:
@@ -140,6 +142,10 @@ def stabilize(
             break
         circuit = candidate
         history.append(abscissa)
+        ssa_history.append(ssa)
+        if len(ssa_history) > patience and min(ssa_history[-patience:]) >= min(ssa_history[:-patience]) - 1e-12:
+            message = f"stalled: the SSA has not decreased for {patience} iterations (abscissa {abscissa:.4g}, target {target:.4g})"
+            break
         if bar is not None:
             bar.update(1)
             bar.set_postfix(abscissa=f"{abscissa:.4g}")

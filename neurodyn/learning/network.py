@@ -53,7 +53,8 @@ class Network(eqx.Module):
         """One sample (or a batch, leading axis): every ``a_l`` and ``h_l``."""
         h, a = [x], []
         for W, b, s in zip(self.W, self.b, self.s):
-            a.append(h[-1] @ W.T + b)
+            # W h without materialising W^T (XLA on CPU copied the transpose every call)
+            a.append(jnp.einsum("...j,ij->...i", h[-1], W) + b)
             h.append(s(a[-1]))
         return Forward(a=tuple(a), h=tuple(h))
 
