@@ -16,8 +16,9 @@ for a batch of output errors ``delta_out``, by four methods on the same float64 
     (``u += dt * (...)``, then ``delta += dt * (-delta + B u)`` with the new ``u``),
     compiled with ``numba.njit`` and run one sample at a time.
 ``ode``
-    ``nd.fixed_point(method="ode")``: integrate the batch to steady state, then polish
-    with Newton on the reduced controller equation.
+    ``nd.fixed_point(method="ode")``: integrate the batch until it is near steady state
+    (steady-state test at rtol 1e-3, ``POLISHED_KWARGS``), then polish with Newton on the
+    reduced controller equation; the polish, not the integration, sets the accuracy.
 ``ode_raw``
     ``nd.simulate(..., steady_state=True)`` alone, without the Newton polish.
 ``equilibrium``
@@ -83,7 +84,12 @@ from neurodyn.core.nonlinearities import parse  # noqa: E402
 ALPHA = 0.01
 EULER_DT = 0.5
 EULER_STEPS = 1000
+#: ``ode_raw``: the trajectory's own accuracy (no polish)
 SIMULATE_KWARGS = dict(t1=500.0, rtol=1e-6, atol=1e-9)
+#: ``ode``: integrate only until Newton's basin is reached (steady-state test at rtol 1e-3),
+#: then Newton-polish to machine precision: the accuracy comes from the polish, so tighter
+#: integration only costs time (measured: rtol 1e-6 -> 118 steps, 1e-3 -> ~32, same error)
+POLISHED_KWARGS = dict(t1=500.0, rtol=1e-3, atol=1e-6)
 REFERENCE_STEP_TOL = 1e-14
 REFERENCE_MAX_ITERS = 100
 #: a baseline sample whose last Euler step still moved delta_0 by more than this has not settled
@@ -248,7 +254,7 @@ def circuit_of(case: Case) -> DynamicInversion:
 
 def run_fixed_point(case: Case, repeats: int, method: str) -> Run:
     c, inputs = circuit_of(case), {"delta_out": case.delta_out}
-    kwargs = SIMULATE_KWARGS if method == "ode" else {}
+    kwargs = POLISHED_KWARGS if method == "ode" else {}
     eq, seconds, compile_s = best_of(lambda: nd.fixed_point(c, inputs, method=method, **kwargs), repeats)
     note = f"stable {int(eq.stable.sum())}/{case.samples}, reason={eq.reason}, newton={eq.newton_steps}"
     if eq.trajectory is not None:
