@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..core import nonlinearities
 from ..core.circuit import ArraySpec, Circuit
+from ..core.layers import LayerSizes
 
 
 class LeakyOptions(BaseModel):
@@ -67,17 +68,9 @@ def relative_error(x, ref):
     return jnp.linalg.norm(x - ref) / jnp.linalg.norm(ref)
 
 
-class LayerStack(Circuit):
+class LayerStack(LayerSizes, Circuit):
     """Shared shape logic of circuits with forward weights ``W = (W_1..W_L)``, a ``controller``
     option and inputs ``delta_out`` (plus ``a_0..a_{L-1}`` for the linearized controller)."""
-
-    @property
-    def L(self) -> int:
-        return len(self.W)
-
-    @property
-    def sizes(self) -> list[int]:
-        return [self.W[0].shape[1]] + [w.shape[0] for w in self.W]
 
     @property
     def linearized(self) -> bool:

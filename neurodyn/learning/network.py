@@ -15,7 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..core.nonlinearities import Nonlinearity, parse
+from ..core.layers import LayerSizes
+from ..core.nonlinearities import parse
 
 
 class Softmax(eqx.Module):
@@ -34,20 +35,12 @@ def parse_output(name: str):
     return Softmax() if name == "softmax" else parse(name)
 
 
-class Network(eqx.Module):
+class Network(LayerSizes, eqx.Module):
     """An MLP ``sizes = [d_0, ..., d_L]`` with ``L`` weight matrices, biases and nonlinearities."""
 
     W: tuple
     b: tuple
     s: tuple  # s[l-1] is the nonlinearity of layer l
-
-    @property
-    def L(self) -> int:
-        return len(self.W)
-
-    @property
-    def sizes(self) -> list[int]:
-        return [self.W[0].shape[1]] + [w.shape[0] for w in self.W]
 
     def forward(self, x) -> "Forward":
         """One sample (or a batch, leading axis): every ``a_l`` and ``h_l``."""
@@ -85,7 +78,3 @@ def init_network(sizes, nonlinearities, *, seed: int = 0, scale: float = 0.01, d
     b = tuple(jnp.zeros(d, dtype) for d in sizes[1:])
     s = tuple(parse_output(n) if l == len(nonlinearities) - 1 else parse(n) for l, n in enumerate(nonlinearities))
     return Network(W=W, b=b, s=s)
-
-
-def hidden_derivative(s: Nonlinearity, a):
-    return s.deriv(a)
