@@ -94,7 +94,8 @@ def stabilize(
     of a block-triangular system matrix that is already below the target is left alone.
     ``method="heuristic"`` reproduces the public approach (dense, plain abscissa in the
     Lyapunov solves) for comparison only. The descent also stops, as a failure, when the
-    SSA has not decreased for ``patience`` iterations (a target out of reach).
+    SSA has not decreased for ``patience`` iterations (a target out of reach; not applied
+    to the heuristic), and at once when the target is infeasible (``target >= 0``).
     """
     if method not in METHODS:
         raise ValueError(f"unknown method '{method}' (choose from {', '.join(METHODS)})")
@@ -126,7 +127,9 @@ def stabilize(
         from tqdm import tqdm
 
         bar = tqdm(total=max_iter, desc="stabilize", leave=False)
-    while abscissa >= target and it < max_iter:
+    if target >= 0:
+        message = "infeasible: an eigenvalue no array can move sits at or above 0 (an expanding layer needs a leak)"
+    while abscissa >= target and it < max_iter and not message:
         cot = [tuple(jnp.asarray(g) if p.abscissa >= target else jnp.zeros_like(jnp.asarray(g)) for g in p.grads) for p in pieces]
         grad = pullback_fn(leaves, cot)
         leaves = jax.tree_util.tree_map(lambda x, g: x - lr * g, leaves, grad)
@@ -143,7 +146,7 @@ def stabilize(
         circuit = candidate
         history.append(abscissa)
         ssa_history.append(ssa)
-        if len(ssa_history) > patience and min(ssa_history[-patience:]) >= min(ssa_history[:-patience]) - 1e-12:
+        if method == "ssa" and len(ssa_history) > patience and min(ssa_history[-patience:]) >= min(ssa_history[:-patience]) - 1e-12:
             message = f"stalled: the SSA has not decreased for {patience} iterations (abscissa {abscissa:.4g}, target {target:.4g})"
             break
         if bar is not None:
