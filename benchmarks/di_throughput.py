@@ -414,10 +414,15 @@ def main(argv=None) -> int:
             "targets": [{"target": d, "met": m, "measured": s} for d, m, s in targets],
             "machine": machine,
         }
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
-        print(f"wrote {args.json}")
+        write_json(args.json, report)
     return 0
+
+
+def write_json(path, report) -> None:
+    """Write a benchmark report (shared by the benchmarks)."""
+    with open(path, "w") as f:
+        json.dump(report, f, indent=2)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

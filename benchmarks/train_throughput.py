@@ -106,7 +106,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from di_throughput import ALPHA, EULER_DT, EULER_STEPS, euler_one, machine_info, timed  # noqa: E402
+from di_throughput import ALPHA, EULER_DT, EULER_STEPS, euler_one, machine_info, timed, write_json  # noqa: E402
 
 from neurodyn.core.equilibrium import solve_fixed_point  # noqa: E402
 from neurodyn.learning.network import Forward, Network, init_network  # noqa: E402
@@ -489,9 +489,7 @@ def main(argv=None) -> int:
             },
             "machine": machine,
         }
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
-        print(f"wrote {args.json}")
+        write_json(args.json, report)
     return 0
 
 
