@@ -73,8 +73,14 @@ def _cmd_simulate(args) -> int:
     print(f"  converged: {state} ({summary['reason']}; ODE {summary['ode_reason']} at t = {summary['t_final']:.4g} after {summary['num_steps']} steps, Newton {summary['newton_steps']} steps)")
     verdict = "stable" if summary["stable"] else "NOT stable"
     print(f"  residual max|dy/dt| = {_fmt(summary['residual'])}; spectral abscissa = {_fmt(summary['spectral_abscissa'])} ({verdict})")
+    if summary.get("time_dependent"):
+        print(f"  (time-dependent: residual and abscissa are those of {summary['spectral_abscissa_of']}; {len(summary['jump_times'])} jump times)")
+    for name, p in summary.get("plastic", {}).items():
+        print(f"  plastic {name}: tau_w = {p['tau_w']:g}, ||W(t_final) - W(0)||_F = {_fmt(p['change_frobenius'])} (largest over samples)")
     for name, c in summary["checks"].items():
         print(f"  check {name} = {_fmt(c['value'])} (tolerance {c['tolerance']:.0e}): {'passed' if c['passed'] else 'FAILED'}")
+    for name, v in summary.get("approximations", {}).items():
+        print(f"  approximation {name} = {_fmt(v)} (first-order prediction; reported, not a pass/fail check)")
     print(f"  wall time {summary['wall_time_s']:.2f} s; results in {out}/")
     if not summary["converged"]:
         _error(f"{model.path}: the circuit did not converge ({summary['reason']}); see {out}/summary.json")
@@ -106,7 +112,8 @@ def _cmd_stability(args) -> int:
         model, out, optimize=args.optimize, margin=args.margin, epsilon=args.epsilon, lr=args.lr, max_iter=args.max_iter, progress=progress
     )
     b = r["before"]
-    print(f"{r['name']} ({r['kind']}): block system matrix {r['block_matrix_shape'][0]}x{r['block_matrix_shape'][1]}")
+    what = "Jacobian (block matrix) at the fixed point" if b.get("matrix") == "jacobian_at_fixed_point" else "block system matrix"
+    print(f"{r['name']} ({r['kind']}): {what} {r['block_matrix_shape'][0]}x{r['block_matrix_shape'][1]}")
     kind = "oscillatory" if b["oscillatory"] else "non-oscillatory"
     print(f"  spectral abscissa {_fmt(b['spectral_abscissa'])} ({b['verdict']}, {kind}); SSA(eps={r['epsilon']:g}) {_fmt(b['smoothed_spectral_abscissa'])}")
     if "structured_dense_difference" in b:
@@ -163,6 +170,13 @@ def _cmd_check(args) -> int:
         seed = f", seed {a.seed}" if a.seed is not None else ""
         stab = ", SSA-stabilised at simulate" if a.stabilize else ""
         print(f"    {name:<10} {spec.role:<6} shape {str(a.value.shape):<12} {a.source}{seed}{stab}")
+    for name, p in m.plasticity.items():
+        gate = "always on" if p["gate"] is None else f"gate {p['gate']}"
+        print(f"  plastic: {name:<10} tau_w {p['tau_w']:g}, {gate}")
+    jumps = m.circuit.jump_times()
+    if jumps:
+        shown = ", ".join(f"{t:g}" for t in jumps[:8]) + (", ..." if len(jumps) > 8 else "")
+        print(f"  jump times: {shown} ({len(jumps)})")
     state = m.circuit.state_shapes()
     print(f"  state: {', '.join(f'{k}{v}' for k, v in state.items())} ({m.circuit.state_size} per sample)")
     print(f"  simulation: {', '.join(f'{k}={v}' for k, v in m.simulation.kwargs().items())}")

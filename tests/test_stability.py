@@ -121,6 +121,25 @@ def test_expanding_layer_margin_is_relative():
     assert not r0.success and r0.target == 0.0 and r0.abscissa_after >= 0.0
 
 
+def test_nearly_singular_layer_needs_eps_continuation():
+    """W with a singular value 1e-4: plain descent at eps = 1e-3 stalls with the abscissa
+    near 0 (the SSA's own minimum lies above the target); the Polyak steps and the eps
+    continuation reach the target."""
+    rng = np.random.default_rng(1)
+    U, s, Vt = np.linalg.svd(rng.uniform(-1, 1, (8, 8)))
+    s[-1] = 1e-4
+    W, B = U @ np.diag(s) @ Vt, rng.uniform(-1, 1, (8, 8))
+    c = DynamicInversion(W=(jnp.asarray(W),), B=(jnp.asarray(B),), alpha=0.0, g=(parse("linear"),))
+    plain = stabilize(c, lambda c: c.B, margin=0.01, max_iter=120, polyak_tries=0, eps_min=1e-3)
+    assert not plain.success and plain.abscissa_after > -1e-3
+    r = stabilize(c, lambda c: c.B, margin=0.01, max_iter=300)
+    assert r.success, r.message
+    assert r.eps_steps and r.eps_steps[-1][1] < 1e-3
+    assert np.max(np.linalg.eigvals(np.asarray(r.circuit.system_matrix())).real) < -0.01
+    with pytest.raises(ValueError):
+        stabilize(c, lambda c: c.B, eps=1e-3, eps_min=1e-2)
+
+
 def test_mnist_scale_layer_uses_the_reduced_problem():
     """1000 -> 10 (W, B ~ U(-0.01, 0.01), alpha 0) reaches -0.01 in a few small solves."""
     rng = np.random.default_rng(7)

@@ -1,4 +1,4 @@
-"""Pieces shared by the dynamic-inversion family (options, arrays, per-layer g)."""
+"""Pieces shared by the circuit kinds (options, arrays, per-layer nonlinearities)."""
 
 from __future__ import annotations
 
@@ -12,20 +12,36 @@ from ..core.circuit import ArraySpec, Circuit
 from ..core.layers import LayerSizes
 
 
-class LeakyOptions(BaseModel):
-    """Options common to the dynamic-inversion kinds."""
+class StrictOptions(BaseModel):
+    """Base of every kind's ``[circuit]`` options: unknown keys, wrong types and non-finite
+    numbers are errors."""
 
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
+def check_names(v: str | list[str], *extra: str) -> str | list[str]:
+    """Validate a nonlinearity name or list of names (``extra`` names are also allowed)."""
+    for name in [v] if isinstance(v, str) else v:
+        if name not in extra:
+            nonlinearities.parse(name)
+    return v
+
+
+class PhaseOptions(StrictOptions):
+    """Free/learning phase cycles of the target-propagation kinds."""
+
+    free_duration: float = Field(50.0, gt=0.0, description="two phases: length of each free phase")
+    learning_duration: float = Field(50.0, gt=0.0, description="two phases: length of each learning phase")
+    cycles: int = Field(1, ge=1, description="two phases: number of free/learning cycles")
+
+
+class LeakyOptions(StrictOptions):
+    """Options common to the dynamic-inversion kinds."""
 
     nonlinearity: str | list[str] = Field("tanh", description="g applied to delta_i: one name, or a list, one per delta_0..delta_{L-1}")
     leak: float = Field(0.0, ge=0.0, description="controller leak alpha >= 0")
 
-    @field_validator("nonlinearity")
-    @classmethod
-    def _names(cls, v):
-        for name in [v] if isinstance(v, str) else v:
-            nonlinearities.parse(name)
-        return v
+    _names = field_validator("nonlinearity")(classmethod(lambda cls, v: check_names(v)))
 
 
 class ControllerOptions(LeakyOptions):

@@ -137,6 +137,25 @@ class Circuit(eqx.Module):
         """Named scalar comparisons (relative errors) for one sample at a fixed point."""
         return {}
 
+    def approximations(self, state: State, inputs: Inputs) -> dict[str, jax.Array]:
+        """Named relative errors of the paper's *approximate* predictions (first order in
+        a small parameter) for one sample at a fixed point: reported, never pass/fail."""
+        return {}
+
+    # --- time dependence and plasticity (core/schedules.py, core/plasticity.py) ------
+    def jump_times(self) -> tuple[float, ...]:
+        """Times at which the vector field jumps (from the circuit's schedules); the
+        engine makes the solver's steps land on them."""
+        return ()
+
+    def plasticity(self, t, state: State, inputs: Inputs) -> dict[str, jax.Array]:
+        """The kind's local weight dynamics for one sample: ``{array name: dW/dt}`` with
+        model-file names (``W1``, ``Q2``, ...), computed from the neural ``state`` at time
+        ``t``, before the ``1 / tau_w`` factor and any gate that ``core.plasticity`` adds.
+        Phase gating that belongs to the rule itself (e.g. W learns only in the learning
+        phase) is applied here. Empty when the kind has no local rules."""
+        return {}
+
     # Reduced equilibrium equation: a smaller unknown ``z`` such that the fixed point
     # is ``expand(z)`` where ``reduced_residual(z) = 0``. Default: the full state.
     def reduce(self, state: State) -> jax.Array:

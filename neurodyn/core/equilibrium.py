@@ -96,6 +96,7 @@ def fixed_point(
     newton_rtol: float = 1e-12,
     newton_atol: float = 1e-14,
     newton_max_steps: int = 64,
+    start: Mapping[str, jax.Array] | None = None,
     **simulate_kwargs,
 ) -> Equilibrium:
     """The fixed point of ``circuit`` for every sample of ``inputs``.
@@ -105,6 +106,8 @@ def fixed_point(
             ``"equilibrium"`` (Newton on the reduced equation from the initial state).
         tol: residual tolerance for ``converged``: ``max|dy/dt| <= tol * max(1, max|y|)``;
             default 1e-9 in float64, 1e-4 in float32.
+        start: for ``method="equilibrium"``, the state Newton starts from (batched like
+            the inputs; default ``circuit.init_state``), e.g. the end of a trajectory.
     """
     if method not in METHODS:
         raise ValueError(f"unknown fixed-point method '{method}' (choose from {', '.join(METHODS)})")
@@ -113,8 +116,11 @@ def fixed_point(
     if method == "ode":
         traj = simulate(circuit, inputs, **simulate_kwargs)
         start = {k: jnp.asarray(v if had_batch else v[None]) for k, v in traj.final.items()}
-    else:
+    elif start is None:
         start = jax.vmap(circuit.init_state)(binputs)
+    else:
+        n = jax.tree_util.tree_leaves(binputs)[0].shape[0] if binputs else 1
+        start = {k: jnp.broadcast_to(jnp.asarray(start[k]), (n, *s)) for k, s in circuit.state_shapes().items()}
     dtype = jax.tree_util.tree_leaves(start)[0].dtype
     tol = default_tol(dtype) if tol is None else tol
     if traj is not None and traj.reason in ("diverged", "nonfinite"):
@@ -188,6 +194,18 @@ def checks(circuit: Circuit, state, inputs, tol: float | None = None) -> dict[st
         value = float(value)
         out[name] = {"value": value, "tolerance": tol, "passed": bool(np.isfinite(value) and value <= tol)}
     return out
+
+
+@eqx.filter_jit
+def _approximation_values(circuit: Circuit, state, inputs):
+    return {k: jnp.max(v) for k, v in jax.vmap(circuit.approximations)(state, inputs).items()}
+
+
+def approximations(circuit: Circuit, state, inputs) -> dict[str, float]:
+    """The circuit's ``approximations`` at a fixed point, each the maximum over the batch."""
+    binputs, _, had_batch = batch_inputs(circuit, inputs)
+    state = {k: jnp.asarray(v if had_batch else v[None]) for k, v in state.items()}
+    return {k: float(v) for k, v in _approximation_values(circuit, state, binputs).items()}
 
 
 def solve_fixed_point(

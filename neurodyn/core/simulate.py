@@ -4,10 +4,20 @@ The engine vmaps the circuit's *vector field* over a leading batch axis, so that
 solve with one step sequence integrates every sample (much faster than vmapping the
 solve). The solve stops at steady state when every sample satisfies
 ``max|dy/dt| <= atol + rtol * max|y|``, and stops early (with a reason) on divergence.
+
+Time-dependent circuits list the discontinuities of their vector field in
+``circuit.jump_times()`` (phase switches, square gates; see ``core/schedules.py``). The
+engine hands those within ``(t0, t1)`` to diffrax: adaptive solvers step to just before
+and resume just after each (``ClipStepSizeController(jump_ts=...)``, no rejected steps at
+a jump, FSAL re-evaluated), fixed-step solvers step on a grid of ``dt0`` with the jump
+times inserted (``StepTo``). The steady-state stop only fires after the last jump time,
+so a phase sequence does not stop in its first phase. Circuits without jumps take exactly
+the autonomous path.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -52,7 +62,8 @@ class Trajectory:
     ``ys[name]`` is ``(time, [batch,] *shape)``; ``final[name]`` is ``([batch,] *shape)``.
     ``residual`` is ``max|dy/dt|`` at the final state, per sample. ``reason`` is one of
     ``steady_state``, ``t1_reached``, ``diverged``, ``nonfinite``, ``max_steps`` or a
-    solver message.
+    solver message. ``jump_times`` are the circuit's discontinuities within ``(t0, t1)``
+    that the steps were made to land on.
     """
 
     ts: np.ndarray
@@ -65,6 +76,7 @@ class Trajectory:
     residual: np.ndarray
     converged: np.ndarray
     batched: bool
+    jump_times: tuple[float, ...] = ()
 
     @property
     def all_converged(self) -> bool:
@@ -129,13 +141,37 @@ def make_solver(name: str):
     raise ValueError(f"unknown solver '{name}' (choose from {', '.join(SOLVERS)}){hint}")
 
 
+def jumps_within(circuit: Circuit, t0: float, t1: float) -> tuple[float, ...]:
+    """The circuit's jump times strictly inside ``(t0, t1)``, sorted."""
+    return tuple(sorted({float(t) for t in circuit.jump_times() if t0 < t < t1}))
+
+
+def step_grid(t0: float, t1: float, dt0: float, jumps: Sequence[float]) -> np.ndarray:
+    """Fixed steps of ``dt0`` from ``t0`` to ``t1`` (last one shorter), with ``jumps``
+    inserted; grid points within ``1e-6 dt0`` of a jump or of ``t1`` are dropped."""
+    n = math.ceil((t1 - t0) / dt0)
+    base = t0 + dt0 * np.arange(n)
+    special = np.asarray([*jumps, t1], dtype=float)
+    keep = np.min(np.abs(base[:, None] - special[None, :]), axis=1) > 1e-6 * dt0
+    keep[0] = True
+    return np.union1d(base[keep], special)
+
+
 @eqx.filter_jit
-def _solve(circuit, inputs, y0, t0, t1, dt0, ts, rtol, atol, solver, adaptive, steady_state, max_steps, progress):
+def _solve(
+    circuit, inputs, y0, t0, t1, dt0, ts, rtol, atol, solver, adaptive, steady_state, max_steps, progress,
+    jump_ts=None, grid=None,
+):
+    """One diffrax solve. ``jump_ts``: sorted jump times within ``(t0, t1)`` (or None);
+    ``grid``: the fixed-step grid with the jumps inserted (fixed-step solvers with jumps)."""
     f = batched_vector_field(circuit)
     term = dfx.ODETerm(f)
 
     def steady(t, y, args, **kw):
-        return jnp.all(sample_max_abs(f(t, y, args)) <= atol + rtol * sample_max_abs(y))
+        at_rest = jnp.all(sample_max_abs(f(t, y, args)) <= atol + rtol * sample_max_abs(y))
+        if jump_ts is None:
+            return at_rest
+        return jnp.logical_and(at_rest, t > jump_ts[-1])
 
     def diverged(t, y, args, **kw):
         leaves = jax.tree_util.tree_leaves(y)
@@ -149,6 +185,10 @@ def _solve(circuit, inputs, y0, t0, t1, dt0, ts, rtol, atol, solver, adaptive, s
         controller = dfx.PIDController(
             rtol=CONTROLLER_FACTOR * rtol, atol=CONTROLLER_FACTOR * atol, pcoeff=CONTROLLER_PCOEFF, icoeff=CONTROLLER_ICOEFF
         )
+        if jump_ts is not None:
+            controller = dfx.ClipStepSizeController(controller, jump_ts=jump_ts)
+    elif grid is not None:
+        controller, dt0 = dfx.StepTo(ts=grid), None
     else:
         controller = dfx.ConstantStepSize()
     subs = [dfx.SubSaveAt(t1=True)]
@@ -213,8 +253,12 @@ def simulate(
             ``max|dy/dt| <= atol + rtol max|y|`` (the error at rest is then about this
             over the spectral abscissa); the step-size controller runs at
             ``CONTROLLER_FACTOR`` times these tolerances so that the test can pass.
-        steady_state: stop at steady state (else integrate to ``t1``).
+        steady_state: stop at steady state (else integrate to ``t1``); never before the
+            last of the circuit's jump times within ``(t0, t1)``.
         y0: initial state (default ``circuit.init_state``), batched like the inputs.
+
+    The circuit's ``jump_times()`` within ``(t0, t1)`` are stepped to exactly (module
+    docstring); they are returned in ``Trajectory.jump_times``.
 
     Returns a :class:`Trajectory`; numerical failure is reported in ``reason`` and
     ``converged``, never raised.
@@ -238,15 +282,20 @@ def simulate(
         if ts.ndim != 1 or ts.size == 0 or np.any(np.diff(ts) <= 0) or ts[0] < t0 or ts[-1] > t1:
             raise ValueError("saveat times must increase strictly and lie within [t0, t1]")
         ts = jnp.asarray(ts, dtype)
+    jumps = jumps_within(circuit, float(t0), float(t1))
+    jump_ts = jnp.asarray(jumps, dtype) if jumps else None
+    grid = None
+    if jumps and not adaptive:
+        grid = jnp.asarray(step_grid(float(t0), float(t1), float(dt0), jumps), dtype)
     out = _solve(
         circuit, binputs, y0, jnp.asarray(t0, dtype), jnp.asarray(t1, dtype),
         None if dt0 is None else jnp.asarray(dt0, dtype), ts, rtol, atol, slv, adaptive,
-        steady_state, int(max_steps), progress,
+        steady_state, int(max_steps), progress, jump_ts, grid,
     )
-    return _trajectory(out, circuit, had_batch, rtol, atol, steady_state)
+    return _trajectory(out, circuit, had_batch, rtol, atol, steady_state, jumps)
 
 
-def _trajectory(out, circuit, had_batch, rtol, atol, steady_state) -> Trajectory:
+def _trajectory(out, circuit, had_batch, rtol, atol, steady_state, jumps=()) -> Trajectory:
     final = {k: np.asarray(v) for k, v in out["final"].items()}
     residual = np.asarray(out["residual"])
     scale = np.asarray(out["scale"])
@@ -296,17 +345,79 @@ def _trajectory(out, circuit, had_batch, rtol, atol, steady_state) -> Trajectory
         residual=residual,
         converged=converged,
         batched=had_batch,
+        jump_times=tuple(jumps),
     )
 
 
 @eqx.filter_jit
-def _rates(circuit, ts, ys, inputs):
+def _rates(circuit, ts, ys, inputs, keys):
     f = batched_vector_field(circuit)
-    return jax.lax.map(lambda ty: sample_max_abs(f(ty[0], ty[1], inputs)), (ts, ys))
+
+    def rate(ty):
+        dy = f(ty[0], ty[1], inputs)
+        return sample_max_abs([dy[k] for k in keys] if keys is not None else dy)
+
+    return jax.lax.map(rate, (ts, ys))
 
 
-def rate_along(circuit: Circuit, traj: Trajectory, inputs: Mapping[str, jax.Array]) -> np.ndarray:
-    """``max|dy/dt|`` at every saved time, per sample: shape ``(time, batch)``."""
+def rate_along(circuit: Circuit, traj: Trajectory, inputs: Mapping[str, jax.Array], keys: Sequence[str] | None = None) -> np.ndarray:
+    """``max|dy/dt|`` at every saved time, per sample: shape ``(time, batch)``; over the
+    state variables ``keys`` only, when given."""
     binputs, _, _ = batch_inputs(circuit, inputs)
     ys = {k: jnp.asarray(v if traj.batched else v[:, None]) for k, v in traj.ys.items()}
-    return np.asarray(_rates(circuit, jnp.asarray(traj.ts), ys, binputs))
+    keys = None if keys is None else tuple(keys)
+    return np.asarray(_rates(circuit, jnp.asarray(traj.ts), ys, binputs, keys))
+
+
+def integrate(
+    circuit: Circuit,
+    inputs: Mapping[str, jax.Array],
+    y0: Mapping[str, jax.Array],
+    *,
+    t0: float = 0.0,
+    t1: float,
+    solver: str = "tsit5",
+    dt0: float | None = None,
+    rtol: float = 1e-6,
+    atol: float = 1e-9,
+    max_steps: int = 4096,
+) -> tuple[dict, dict]:
+    """Pure-JAX solve over the fixed horizon ``[t0, t1]``, callable inside ``jit``,
+    ``vmap`` and ``lax.scan`` (no host transfers, no checks, no steady-state stop).
+
+    ``inputs`` and ``y0`` carry a leading batch axis (as after :func:`batch_inputs`); ``t0``,
+    ``t1`` and ``dt0`` are Python numbers (they fix the circuit's jump times within
+    ``(t0, t1)``, which the steps land on as in :func:`simulate`). Returns ``(final state,
+    stats)`` with ``stats = {"num_steps", "ok"}``; ``ok`` is False when the solver stopped
+    before ``t1`` (e.g. ``max_steps``); the state is then the one reached.
+    """
+    slv, adaptive = make_solver(solver)
+    if not adaptive and dt0 is None:
+        raise ValueError(f"solver '{solver}' uses a fixed step: set dt0")
+    dtype = jax.tree_util.tree_leaves(y0)[0].dtype
+    jumps = jumps_within(circuit, float(t0), float(t1))
+    if adaptive:
+        controller = dfx.PIDController(
+            rtol=CONTROLLER_FACTOR * rtol, atol=CONTROLLER_FACTOR * atol, pcoeff=CONTROLLER_PCOEFF, icoeff=CONTROLLER_ICOEFF
+        )
+        if jumps:
+            controller = dfx.ClipStepSizeController(controller, jump_ts=jnp.asarray(jumps, dtype))
+    elif jumps:
+        controller, dt0 = dfx.StepTo(ts=jnp.asarray(step_grid(float(t0), float(t1), float(dt0), jumps), dtype)), None
+    else:
+        controller = dfx.ConstantStepSize()
+    sol = dfx.diffeqsolve(
+        dfx.ODETerm(batched_vector_field(circuit)),
+        slv,
+        jnp.asarray(t0, dtype),
+        jnp.asarray(t1, dtype),
+        None if dt0 is None else jnp.asarray(dt0, dtype),
+        dict(y0),
+        args=dict(inputs),
+        saveat=dfx.SaveAt(t1=True),
+        stepsize_controller=controller,
+        max_steps=int(max_steps),
+        throw=False,
+    )
+    final = jax.tree_util.tree_map(lambda x: x[0], sol.ys)
+    return final, {"num_steps": sol.stats["num_steps"], "ok": sol.result == dfx.RESULTS.successful}

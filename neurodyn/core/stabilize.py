@@ -23,6 +23,8 @@ from .circuit import Circuit
 from .stability import SSA, smoothed_spectral_abscissa, smoothed_spectral_abscissa_two_block
 
 METHODS = ("ssa", "heuristic")
+#: iterations over which too little SSA progress triggers the eps continuation
+EPS_WINDOW = 10
 
 
 @dataclass
@@ -40,6 +42,8 @@ class StabilizeResult:
     seconds: float
     message: str
     history: list[float] = field(default_factory=list)
+    #: ``(iteration, eps)`` each time the continuation tightened eps
+    eps_steps: list[tuple[int, float]] = field(default_factory=list)
 
 
 def target_abscissa(circuit: Circuit, margin: float) -> float:
@@ -86,6 +90,8 @@ def stabilize(
     method: str = "ssa",
     progress: bool = False,
     patience: int = 50,
+    polyak_tries: int = 6,
+    eps_min: float = 1e-7,
 ) -> StabilizeResult:
     """Gradient descent on the SSA of ``circuit``'s block system matrix w.r.t. ``where(circuit)``.
 
@@ -96,11 +102,19 @@ def stabilize(
     Lyapunov solves) for comparison only. The descent also stops, as a failure, when the
     SSA has not decreased for ``patience`` iterations (a target out of reach; not applied
     to the heuristic), and at once when the target is infeasible (``target >= 0``).
+
+    Each SSA iteration first tries up to ``polyak_tries`` larger steps, starting from the
+    Polyak step ``(SSA - target) / ||grad||^2`` and shrinking by 4, and keeps the first
+    that lowers the SSA; otherwise it takes the plain step ``lr``. ``polyak_tries=0``
+    gives plain gradient descent. When the SSA stops falling while the abscissa is still
+    above the target, ``eps`` is tightened tenfold (down to ``eps_min``; set ``eps_min =
+    eps`` to keep it fixed), since the SSA's own minimum can sit above the target when
+    reaching it needs large, strongly non-normal arrays (a nearly singular ``W``).
     """
     if method not in METHODS:
         raise ValueError(f"unknown method '{method}' (choose from {', '.join(METHODS)})")
-    if margin < 0 or eps <= 0 or lr <= 0 or max_iter < 0:
-        raise ValueError("margin must be >= 0; eps, lr positive; max_iter >= 0")
+    if margin < 0 or eps <= 0 or lr <= 0 or max_iter < 0 or not 0 < eps_min <= eps:
+        raise ValueError("margin must be >= 0; eps, lr positive; 0 < eps_min <= eps; max_iter >= 0")
     start = time.perf_counter()
     target = target_abscissa(circuit, margin)
     leaves = where(circuit)
@@ -120,6 +134,7 @@ def stabilize(
 
     pieces, abscissa, ssa = measure(circuit)
     before = (abscissa, ssa)
+    eps_steps: list[tuple[int, float]] = []
     history, ssa_history = [abscissa], [ssa]
     message, it = "", 0
     bar = None
@@ -132,20 +147,54 @@ def stabilize(
     while abscissa >= target and it < max_iter and not message:
         cot = [tuple(jnp.asarray(g) if p.abscissa >= target else jnp.zeros_like(jnp.asarray(g)) for g in p.grads) for p in pieces]
         grad = pullback_fn(leaves, cot)
-        leaves = jax.tree_util.tree_map(lambda x, g: x - lr * g, leaves, grad)
         it += 1
-        if not all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree_util.tree_leaves(leaves)):
-            message = f"the arrays became non-finite at iteration {it} (the step blew up)"
+        # Step sizes to try: the Newton (Polyak) step that would bring the SSA to the
+        # target to first order, shrunk by 4 while it does not lower the SSA, and finally
+        # the plain step lr. On ill-conditioned layers (a nearly singular W: the critical
+        # eigenvalue moves with B only through W's smallest singular value) the gradient
+        # is tiny and lr alone would need thousands of iterations.
+        steps = [lr]
+        if method == "ssa":
+            gnorm2 = float(sum(jnp.vdot(g, g).real for g in jax.tree_util.tree_leaves(grad)))
+            eta = (ssa - target) / gnorm2 if gnorm2 > 0 else 0.0
+            while eta > lr and len(steps) <= polyak_tries:
+                steps.insert(-1, eta)
+                eta /= 4
+        for k, step in enumerate(steps):
+            trial = jax.tree_util.tree_map(lambda x, g: x - step * g, leaves, grad)
+            last = k == len(steps) - 1
+            if not all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree_util.tree_leaves(trial)):
+                if last:
+                    message = f"the arrays became non-finite at iteration {it} (the step blew up)"
+                continue
+            candidate = eqx.tree_at(where, circuit, trial)
+            try:
+                measured = measure(candidate)
+            except (np.linalg.LinAlgError, ValueError) as err:
+                if last:
+                    message = f"the Lyapunov solve failed at iteration {it}: {err}"
+                continue
+            if last or measured[2] < ssa:
+                break
+        if message:
             break
-        candidate = eqx.tree_at(where, circuit, leaves)
-        try:
-            pieces, abscissa, ssa = measure(candidate)
-        except (np.linalg.LinAlgError, ValueError) as err:
-            message = f"the Lyapunov solve failed at iteration {it}: {err}"
-            break
+        leaves, (pieces, abscissa, ssa) = trial, measured
         circuit = candidate
         history.append(abscissa)
         ssa_history.append(ssa)
+        # Continuation in eps: the SSA bounds the abscissa from above, more tightly as
+        # eps falls. When the SSA at this eps has (nearly) reached its minimum above the
+        # target (less than 1% of the remaining gap gained over EPS_WINDOW iterations),
+        # tighten eps tenfold and go on from the same arrays.
+        window = ssa_history[-EPS_WINDOW - 1 :]
+        if (
+            method == "ssa" and eps > eps_min * (1 + 1e-9) and len(window) == EPS_WINDOW + 1
+            and window[0] - window[-1] < 0.01 * (window[-1] - target)
+        ):
+            eps = max(eps / 10, eps_min)
+            eps_steps.append((it, eps))
+            pieces, abscissa, ssa = measure(circuit)
+            ssa_history = [ssa]
         if method == "ssa" and len(ssa_history) > patience and min(ssa_history[-patience:]) >= min(ssa_history[:-patience]) - 1e-12:
             message = f"stalled: the SSA has not decreased for {patience} iterations (abscissa {abscissa:.4g}, target {target:.4g})"
             break
@@ -169,4 +218,5 @@ def stabilize(
         seconds=time.perf_counter() - start,
         message=message or "stable",
         history=history,
+        eps_steps=eps_steps,
     )

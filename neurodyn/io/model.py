@@ -17,11 +17,15 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..core.circuit import Circuit, get_kind
+from ..core.plasticity import Plastic, rule_shapes
+from ..core.schedules import from_spec, horizon
 from ..core.simulate import SOLVERS
 from .arrays import ResolvedArray, resolve_arrays
 from .errors import ModelError, NumericalError, check_keys, suggest
 
-TOP_KEYS = ("name", "description", "seed", "circuit", "arrays", "simulation")
+TOP_KEYS = ("name", "description", "seed", "circuit", "arrays", "simulation", "plasticity")
+PLASTICITY_KEYS = ("arrays", "tau_w", "gate")
+PLASTIC_ARRAY_KEYS = ("tau_w", "gate")
 DEFAULT_MODEL = "dynamic_inversion.toml"
 
 
@@ -76,6 +80,14 @@ class Model:
     cls: type[Circuit] = field(repr=False)
     circuit: Circuit = field(repr=False)
     stabilization: dict[str, dict] = field(default_factory=dict)
+    #: ``{array name: {"tau_w": float, "gate": spec or None}}`` from ``[plasticity]``;
+    #: empty when nothing is plastic. Then ``circuit`` is a ``core.plasticity.Plastic``.
+    plasticity: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def neural_circuit(self) -> Circuit:
+        """The kind's circuit itself (inside the ``Plastic`` wrapper of a plastic model)."""
+        return self.circuit.circuit if isinstance(self.circuit, Plastic) else self.circuit
 
     def inputs(self, dtype=np.float64) -> dict[str, np.ndarray]:
         specs = self.cls.array_specs(self.sizes, self.options)
@@ -155,12 +167,92 @@ def _stabilize_arrays(file, circuit, arrays) -> dict[str, dict]:
     return report
 
 
+def _number(file, key: str, value, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ModelError(file, key, f"must be a number, got {value!r}; {what}")
+    return float(value)
+
+
+def _gate(file, key: str, spec, t_max: float):
+    try:
+        gate = from_spec(spec, t_max=t_max)
+    except ValueError as err:
+        raise ModelError(file, key, f"{err}; e.g. gate = {{ type = \"phases\", durations = [50, 50], values = [0, 1], cycles = 3 }}") from None
+    import jax
+    import jax.numpy as jnp
+
+    if jax.eval_shape(gate, jnp.zeros(())).shape != ():
+        raise ModelError(file, key, "a gate must be one number per time (not a per-layer wave)")
+    return gate
+
+
+def _plasticity(file, table, circuit: Circuit, kind: str, specs, t_max: float) -> tuple[Circuit, dict[str, dict]]:
+    """Validate ``[plasticity]`` and wrap ``circuit`` in :class:`Plastic`."""
+    if not isinstance(table, dict):
+        raise ModelError(file, "[plasticity]", 'must be a table, e.g. [plasticity] arrays = ["W1"] tau_w = 100.0')
+    names = table.get("arrays")
+    if names is None:
+        raise ModelError(file, "[plasticity].arrays", 'missing; list the arrays that learn, e.g. arrays = ["W1"]')
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise ModelError(file, "[plasticity].arrays", f'must be a non-empty list of array names, e.g. ["W1"], got {names!r}')
+    if len(set(names)) != len(names):
+        raise ModelError(file, "[plasticity].arrays", f"lists a name twice: {names}; list each array once")
+    for key, value in table.items():
+        if key in PLASTICITY_KEYS:
+            continue
+        if key in names and not isinstance(value, dict):
+            raise ModelError(file, f"[plasticity].{key}", f"must be a table of this array's own settings, e.g. [plasticity.{key}] tau_w = 50.0")
+        if isinstance(value, dict):
+            if key not in names:
+                raise ModelError(file, f"[plasticity.{key}]", f"'{key}' is not in [plasticity].arrays; add it there or remove this table")
+            check_keys(file, f"[plasticity.{key}]", value, PLASTIC_ARRAY_KEYS)
+        else:
+            check_keys(file, "[plasticity]", [key], PLASTICITY_KEYS + tuple(names))
+    rules = rule_shapes(circuit)
+    if not rules:
+        raise ModelError(file, "[plasticity]", f"kind {kind} has no local plasticity rules, so no array can learn; remove [plasticity]")
+    available = f"arrays with local rules: {', '.join(rules)}"
+    for name in names:
+        if name in specs and specs[name].role == "input":
+            raise ModelError(file, "[plasticity].arrays", f"'{name}' is an input, not a weight; {available}")
+        try:
+            circuit.where(name)
+        except KeyError as err:
+            raise ModelError(file, "[plasticity].arrays", f"{err.args[0]}; {available}") from None
+        if name not in rules:
+            raise ModelError(file, "[plasticity].arrays", f"kind {kind} has no local rule for '{name}'; {available}")
+    settings: dict[str, dict] = {}
+    gates = {}
+    for name in names:
+        own = table.get(name, {})
+        tau_key = f"[plasticity.{name}].tau_w" if "tau_w" in own else "[plasticity].tau_w"
+        tau = own.get("tau_w", table.get("tau_w"))
+        if tau is None:
+            raise ModelError(file, "[plasticity].tau_w", f"missing for '{name}'; give the weights' time constant, e.g. tau_w = 100.0 (here or in [plasticity.{name}])")
+        tau = _number(file, tau_key, tau, "give the weights' time constant, e.g. tau_w = 100.0")
+        if tau <= 0:
+            raise ModelError(file, tau_key, f"must be positive, got {tau}; e.g. tau_w = 100.0")
+        gate_key = f"[plasticity.{name}].gate" if "gate" in own else "[plasticity].gate"
+        spec = own.get("gate", table.get("gate"))
+        gates[name] = None if spec is None else _gate(file, gate_key, spec, t_max)
+        settings[name] = {"tau_w": tau, "gate": spec}
+    try:
+        plastic = Plastic(circuit, names, tau_w={n: s["tau_w"] for n, s in settings.items()}, gate=gates)
+    except ValueError as err:
+        raise ModelError(file, "[plasticity]", str(err)) from None
+    return plastic, settings
+
+
 def load_model(path: str | Path | None = None, *, stabilize: bool = True) -> Model:
     """Read, validate and build a model file (the packaged default when ``path`` is None).
 
     Arrays with a ``stabilize`` table are SSA-optimised on the circuit's block system
     matrix before the model is returned (unless ``stabilize=False``); failing to reach the
     target raises :class:`NumericalError`.
+
+    The circuit is built inside ``schedules.horizon([simulation].t1)``: schedules that a
+    kind builds with ``from_spec`` in ``from_arrays`` know the simulation's end. With a
+    ``[plasticity]`` table the circuit is wrapped in ``core.plasticity.Plastic``.
     """
     file = Path(path) if path is not None else default_model_path()
     if not file.is_file():
@@ -228,13 +320,19 @@ def load_model(path: str | Path | None = None, *, stabilize: bool = True) -> Mod
     arrays = resolve_arrays(file, arrays_table, specs, seed)
     _check_batches(file, arrays, specs)
     try:
-        circuit = cls.from_arrays(sizes, options, {k: a.value for k, a in arrays.items()})
+        with horizon(simulation.t1):
+            circuit = cls.from_arrays(sizes, options, {k: a.value for k, a in arrays.items()})
     except ValueError as err:
         raise ModelError(file, "[circuit]", str(err)) from None
     stabilization = _stabilize_arrays(file, circuit, arrays) if stabilize else {}
     if stabilization:
-        circuit = cls.from_arrays(sizes, options, {k: a.value for k, a in arrays.items()})
+        with horizon(simulation.t1):
+            circuit = cls.from_arrays(sizes, options, {k: a.value for k, a in arrays.items()})
+    plasticity = {}
+    if "plasticity" in data:
+        circuit, plasticity = _plasticity(file, data["plasticity"], circuit, kind, specs, simulation.t1)
     return Model(
+        plasticity=plasticity,
         stabilization=stabilization,
         path=file,
         name=data.get("name", file.stem),

@@ -14,29 +14,99 @@ MAX_TRACE_PANELS = 6
 MAX_UNITS = 5
 
 
-def convergence_plot(path: Path, ts: np.ndarray, distance: np.ndarray, rate: np.ndarray, traces: dict[str, np.ndarray], title: str) -> None:
+def _positive(y: np.ndarray) -> np.ndarray:
+    """Values for a log axis: exact zeros (e.g. weights frozen by a gate) become gaps."""
+    y = np.asarray(y, dtype=float)
+    return np.where(y > 0, y, np.nan)
+
+
+def _mark_jumps(ax, jumps, label: bool = True) -> None:
+    """Dashed vertical lines at the jump times (phase boundaries)."""
+    for i, t in enumerate(jumps):
+        ax.axvline(t, color="0.5", ls="--", lw=0.7, label="jump times (phase boundaries)" if label and i == 0 else None)
+
+
+def convergence_plot(
+    path: Path,
+    ts: np.ndarray,
+    distance: np.ndarray,
+    rate: np.ndarray | None,
+    traces: dict[str, np.ndarray],
+    title: str,
+    *,
+    jumps=(),
+    distance_label: str | None = None,
+    rates: dict[str, np.ndarray] | None = None,
+) -> None:
     """Distance to the fixed point and ``max|dy/dt|`` against t (log scale), then traces
-    of a few units of each state variable (first sample)."""
+    of a few units of each state variable (first sample). Time-dependent runs pass their
+    ``jumps`` (drawn as dashed lines), a ``distance_label`` saying which fixed point is
+    meant, and several labelled ``rates`` (e.g. neural and weights) instead of ``rate``."""
     names = list(traces)[:MAX_TRACE_PANELS]
     ncol = 3
     nrow = 1 + -(-len(names) // ncol)
     fig = plt.figure(figsize=(12, 3.2 * nrow), layout="constrained")
     grid = fig.add_gridspec(nrow, ncol)
     ax = fig.add_subplot(grid[0, :])
-    tiny = np.finfo(float).tiny
-    ax.semilogy(ts, np.maximum(distance, tiny), label=r"$\max|y(t) - y^*|$ (distance to fixed point)")
-    ax.semilogy(ts, np.maximum(rate, tiny), label=r"$\max|dy/dt|$")
+    ax.semilogy(ts, _positive(distance), label=distance_label or r"$\max|y(t) - y^*|$ (distance to fixed point)")
+    curves = dict(rates or {})
+    if rate is not None:
+        curves[r"$\max|dy/dt|$"] = rate
+    for label, r in curves.items():
+        ax.semilogy(ts, _positive(r), label=label)
+    _mark_jumps(ax, jumps)
     ax.set_xlabel("t")
     ax.set_title(title)
-    ax.legend(loc="upper right")
+    ax.legend(loc="upper right", fontsize=8 if jumps else None)
     ax.grid(True, which="major", alpha=0.3)
     for i, name in enumerate(names):
         a = fig.add_subplot(grid[1 + i // ncol, i % ncol])
         y = traces[name].reshape(len(ts), -1)[:, :MAX_UNITS]
         a.plot(ts, y)
+        _mark_jumps(a, jumps, label=False)
         a.set_title(f"{name} (first {y.shape[1]} units, sample 0)", fontsize=9)
         a.set_xlabel("t")
     fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def weights_plot(
+    path: Path,
+    ts: np.ndarray,
+    weights: dict[str, np.ndarray],
+    initial: dict[str, np.ndarray],
+    jumps,
+    title: str,
+    tau_w: dict[str, float] | None = None,
+) -> None:
+    """One row per plastic array: ``||W(t) - W(0)||_F`` against t, and the change
+    ``W_ij(t) - W_ij(0)`` of the ``MAX_UNITS`` entries that changed most; jump times
+    (phase boundaries) dashed."""
+    names = list(weights)
+    fig, axes = plt.subplots(len(names), 2, figsize=(12, 3.0 * len(names)), layout="constrained", squeeze=False)
+    for row, name in zip(axes, names):
+        W = weights[name].reshape(len(ts), -1)
+        W0 = np.asarray(initial[name]).reshape(-1)
+        change = np.linalg.norm(W - W0[None], axis=1)
+        tau = f", tau_w = {tau_w[name]:g}" if tau_w else ""
+        row[0].plot(ts, change)
+        _mark_jumps(row[0], jumps)
+        row[0].set_title(rf"{name}: $\|W(t) - W(0)\|_F${tau}", fontsize=9)
+        row[0].set_xlabel("t")
+        row[0].grid(alpha=0.3)
+        if jumps:
+            row[0].legend(fontsize=8)
+        top = np.argsort(-np.abs(W[-1] - W0))[:MAX_UNITS]
+        shape = np.asarray(initial[name]).shape
+        for j in top:
+            row[1].plot(ts, W[:, j] - W0[j], label=f"{name}{[int(i) for i in np.unravel_index(j, shape)]}")
+        _mark_jumps(row[1], jumps, label=False)
+        row[1].set_title(f"{name}: change W(t) - W(0) of the {len(top)} entries that changed most", fontsize=9)
+        row[1].set_xlabel("t")
+        row[1].legend(fontsize=7)
+        row[1].grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 

@@ -16,8 +16,8 @@ from .. import __version__
 from ..core.circuit import Circuit, jacobian
 from ..core.equilibrium import fixed_point
 from ..core.stability import is_oscillatory, smoothed_spectral_abscissa, system_spectrum, verdict
-from ..core.stabilize import stabilize, target_abscissa
-from .errors import ModelError
+from ..core.stabilize import stabilize
+from .errors import ModelError, NumericalError
 from .model import Model
 from .plots import spectrum_plot
 from .results import json_writer, write_outputs
@@ -48,8 +48,9 @@ def _spectrum_report(circuit: Circuit, eps: float) -> tuple[dict, np.ndarray]:
     return report, eigs
 
 
-def _fixed_point_report(model: Model, circuit: Circuit) -> dict:
-    """Jacobian (autodiff) at the computed fixed point, against the analytic block matrix."""
+def _fixed_point_report(model: Model, circuit: Circuit, matrices: list | None = None) -> dict:
+    """Jacobian (autodiff) at the computed fixed point, against the analytic block matrix;
+    appends the analytic matrix (else the autodiff one) to ``matrices`` if given."""
     inputs = model.inputs()
     eq = fixed_point(circuit, inputs, method="ode", **model.simulation.kwargs())
     report = {"converged": eq.all_converged, "reason": eq.reason, "jacobian_spectral_abscissa": float(np.max(eq.spectral_abscissa))}
@@ -60,6 +61,8 @@ def _fixed_point_report(model: Model, circuit: Circuit) -> dict:
         analytic = circuit.block_matrix(state, x)
         if analytic is not None:
             report["analytic_vs_autodiff_jacobian"] = float(np.max(np.abs(J - np.asarray(analytic))))
+        if matrices is not None:
+            matrices.append(J if analytic is None else np.asarray(analytic))
         report["verdict"] = verdict(report["jacobian_spectral_abscissa"])
     return report
 
@@ -90,6 +93,34 @@ def _arrays_to_write(model: Model, optimized: list[str]) -> set[str]:
     return changed
 
 
+def _run_at_fixed_point(model: Model, circuit: Circuit, out_dir: Path, epsilon: float) -> dict:
+    """Kinds whose linearisation depends on the state (no ``system_matrix``): the spectrum
+    of the analytic block matrix (else the autodiff Jacobian) at the computed fixed point."""
+    matrices: list = []
+    fp = _fixed_point_report(model, circuit, matrices)
+    if not matrices:
+        raise NumericalError(f"{model.path}: no fixed point to analyse ({fp['reason']}); check [simulation] (t1, max_steps)")
+    M = matrices[0]
+    eigs = np.linalg.eigvals(M)
+    sa = float(np.max(eigs.real))
+    before = {
+        "matrix": "jacobian_at_fixed_point",
+        "spectral_abscissa": sa,
+        "smoothed_spectral_abscissa": smoothed_spectral_abscissa(M, epsilon).value,
+        "verdict": verdict(sa),
+        "oscillatory": is_oscillatory(eigs),
+        "structured": False,
+    }
+    report = {
+        "name": model.name, "kind": model.kind, "sizes": model.sizes, "block_matrix_shape": list(M.shape),
+        "epsilon": epsilon, "before": before, "fixed_point_before": fp, "optimize": [],
+        "version": __version__, "jax_backend": jax.default_backend(),
+    }
+    title = f"{model.name}: Jacobian at the fixed point {M.shape[0]}x{M.shape[1]}"
+    write_outputs(out_dir, {"stability.json": json_writer(report), "spectrum.png": lambda p: spectrum_plot(p, {"before": eigs}, None, title)})
+    return report
+
+
 def run_stability(
     model: Model,
     out_dir: Path,
@@ -106,9 +137,11 @@ def run_stability(
     ``report["success"]`` is false when the optimisation did not reach its target; then
     no arrays or model file are written.
     """
-    circuit = model.circuit
+    circuit = model.neural_circuit  # a plastic model's weights are analysed at their initial values
     if circuit.system_matrix() is None:
-        raise ModelError(model.path, "[circuit].kind", f"kind {model.kind} has no block system matrix")
+        if optimize:
+            raise ModelError(model.path, f"--optimize {optimize[0]}", f"kind {model.kind} has no state-independent block system matrix to optimise; run stability without --optimize (it analyses the Jacobian at the fixed point)")
+        return _run_at_fixed_point(model, circuit, Path(out_dir), epsilon)
     wheres = []
     for name in optimize:
         try:

@@ -102,7 +102,7 @@ def run_training(exp: Experiment, out_dir: Path, *, data_dir: str | None = None,
             spec.rule, net0, feedback=spec.feedback, scale=spec.feedback_scale, leak=spec.leak,
             controller=spec.controller, method=spec.method, ssa_margin=spec.ssa_margin, seed=exp.seed,
         )
-        rules_info[label] = {"rule": spec.rule, **info}
+        rules_info[label] = {**spec.model_dump(), **info}  # every option as resolved, plus the feedback actually drawn
         net, step = state.get("networks", {}).get(label, (net0, 0))
         start_wall = time.perf_counter() - state.get("wall", {}).get(label, 0.0)
         if step == 0 and not any(r["rule"] == label for r in rows):
