@@ -151,6 +151,8 @@ def _cmd_train(args) -> int:
     for label, final in summary["final"].items():
         acc = f", test accuracy {final['test_accuracy']:.4f}" if "test_accuracy" in final else ""
         print(f"  {label:<16} train loss {_fmt(final['train_loss'])}, test loss {_fmt(final['test_loss'])}{acc} ({final['wall_s']:.1f} s)")
+    for label, text in summary.get("warnings", {}).items():
+        print(f"  warning: {label}: {text}")
     print(f"  results in {out}/")
     return EXIT_OK
 

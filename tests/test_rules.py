@@ -1,6 +1,7 @@
 """Learning signals of the credit-assignment rules against autodiff and the paper's formulas
 (supplement Algorithm 5, eq. 16, S8-S9)."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -138,3 +139,13 @@ def test_sldi_matches_s8_s9():
     u = np.linalg.solve(W3 @ W2 @ B, np.asarray(dL).T).T
     assert rel(d1, u @ B.T) < 1e-8
     assert rel(d2, u @ B.T @ W2.T) < 1e-8
+
+
+@pytest.mark.parametrize("shape", [(4, 9), (9, 4), (6, 6)])
+def test_pbp_matrix_is_the_moore_penrose_inverse(shape):
+    """Wide, tall and square layers: the Gram-matrix form equals numpy's SVD pinv."""
+    rng = np.random.default_rng(3)
+    W = rng.normal(size=shape)
+    net = _net([shape[1], shape[0], 2], ["tanh", "linear"])
+    net = eqx.tree_at(lambda n: n.W[0], net, jnp.asarray(W))
+    np.testing.assert_allclose(np.asarray(PBP().matrix(net, 1)), np.linalg.pinv(W), atol=1e-10)

@@ -73,6 +73,8 @@ def test_every_rule_lowers_the_loss(tmp_path):
         assert summary["status"][label] == "completed"
     # BP's update is its own reference: zero angle
     assert float(summary["final"]["bp"]["angle_bp_W1"]) < 1e-5
+    # every rule's resolved options are recorded
+    assert summary["rules"]["di_linearized"]["controller"] == "linearized" and summary["rules"]["di"]["leak"] == 0.01
     for name in ("metrics.csv", "metrics.npz", "learning_curves.png", "summary.json", "checkpoint.npz"):
         assert (tmp_path / "out" / name).is_file()
 
@@ -150,3 +152,19 @@ def test_cli_train_and_missing_mnist(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("NEURODYN_DATA", raising=False)
     assert main(["train", str(path), "--out", str(tmp_path / "o3"), "--data-dir", str(tmp_path / "nowhere")]) == 2
     assert "t10k" in capsys.readouterr().err and not (tmp_path / "o3").exists()
+
+
+def test_unstable_fixed_points_are_flagged_in_the_summary(tmp_path):
+    """A circuit rule whose Newton fixed point was unstable at some evaluation gets a warning."""
+    exp = load_experiment(_write(tmp_path, rules="[rules.bp]\n[rules.di]\nleak = 0.01\n[rules.ndi]\n"))
+    rows = [
+        {"rule": "bp", "step": 0, "train_loss": 1.0},
+        {"rule": "di", "step": 0, "train_loss": 1.0, "steady_state_stable": 1.0},
+        {"rule": "di", "step": 100, "train_loss": 0.5, "steady_state_stable": 0.25},
+        {"rule": "di", "step": 200, "train_loss": 0.4, "steady_state_stable": 0.0},
+        {"rule": "ndi", "step": 0, "train_loss": 1.0, "steady_state_stable": 1.0},
+    ]
+    data = type("D", (), {"name": "d", "task": "regression", "n_train": 1, "n_test": 1, "description": ""})()
+    summary = training._summary(exp, data, rows, {}, {}, 200)
+    assert set(summary["warnings"]) == {"di"}
+    assert "2 of 3 evaluations" in summary["warnings"]["di"] and "step 100" in summary["warnings"]["di"]

@@ -138,11 +138,20 @@ def run_training(exp: Experiment, out_dir: Path, *, data_dir: str | None = None,
 
 
 def _summary(exp, data, rows, rules_info, status, total) -> dict:
-    final = {}
+    final, warnings = {}, {}
     for label in exp.rules:
         mine = [r for r in rows if r["rule"] == label]
         if mine:
             final[label] = {k: v for k, v in mine[-1].items() if k != "rule"}
+        # A circuit rule's signal is the fixed point found by Newton; where that fixed point
+        # is unstable the circuit itself would never settle there (it diverges or oscillates).
+        unstable = [r["step"] for r in mine if r.get("steady_state_stable", 1.0) < 1.0]
+        if unstable:
+            warnings[label] = (
+                f"unstable fixed points at {len(unstable)} of {len(mine)} evaluations (first at step {unstable[0]}, "
+                f"lowest stable fraction {min(r.get('steady_state_stable', 1.0) for r in mine):.2f}): its learning signal is the "
+                "Newton fixed point, which the circuit's own dynamics would not reach"
+            )
     return {
         "name": exp.name,
         "experiment_file": str(exp.path),
@@ -152,6 +161,7 @@ def _summary(exp, data, rows, rules_info, status, total) -> dict:
         "rules": rules_info,
         "status": status,
         "final": final,
+        "warnings": warnings,
         "version": __version__,
         "jax_backend": jax.default_backend(),
     }

@@ -9,4 +9,10 @@ class PBP(LayerwiseRule):
     name = "pbp"
 
     def matrix(self, network, l):
-        return jnp.linalg.pinv(network.W[l - 1])
+        """``W_l^+`` through the smaller Gram matrix: ``W^T (W W^T)^{-1}`` for a wide ``W_l``,
+        ``(W^T W)^{-1} W^T`` for a tall one (full rank, as random and trained layers are).
+        An SVD per online step cost 40-85 ms at 10 x 1000; this costs a 10 x 10 solve."""
+        W = network.W[l - 1]
+        if W.shape[0] <= W.shape[1]:
+            return jnp.linalg.solve(W @ W.T, W).T
+        return jnp.linalg.solve(W.T @ W, W.T)

@@ -1,0 +1,25 @@
+"""Reading the ``metrics.csv`` that ``neurodyn train`` writes, for the experiments' plot scripts."""
+
+import csv
+from pathlib import Path
+
+
+def load(folder) -> dict[str, list[dict]]:
+    """``{rule label: [row, ...]}`` in evaluation order."""
+    out = {}
+    with open(Path(folder) / "metrics.csv", newline="") as f:
+        for r in csv.DictReader(f):
+            out.setdefault(r["rule"], []).append(r)
+    return out
+
+
+def value(r, key):
+    """The float in column ``key`` of row ``r``, or None where it is empty or absent."""
+    v = r.get(key)
+    return None if v in (None, "") else float(v)
+
+
+def series(rows, key, per: float = 1.0):
+    """``(steps / per, values)`` of the rows that have ``key`` (e.g. per = samples per epoch)."""
+    pts = [(int(r["step"]) / per, value(r, key)) for r in rows if value(r, key) is not None]
+    return zip(*pts) if pts else ((), ())
