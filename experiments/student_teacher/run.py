@@ -139,7 +139,7 @@ def learner(method: str, lr: float, W1, W2):
     ``tau_w = T_Q / Q_LR``: per sample about one LMS step ``-Q_LR (g(h_2) - h_1) h_2^T``. Returns ``(learner, extra(W1, W2) -> dict)``.
     """
     W = (jnp.asarray(W1), jnp.asarray(W2))
-    inverse = lambda W1, W2: {"Q1": jnp.linalg.inv(W2)}
+    inverse = lambda W1, W2: {"Q1": jnp.linalg.pinv(W2)}
     if method in ("bp", "bp_frozen"):
         return ot.GradientDescent(S, lr, train=(2,) if method == "bp_frozen" else None), lambda W1, W2: {}
     if method.startswith("mixture"):
@@ -148,7 +148,7 @@ def learner(method: str, lr: float, W1, W2):
         T = T_LEARN if two else T_SINGLE
         tau_w = R * ETA_HAT * T / lr
         c = DendriticMixture(
-            W=W, Q=(jnp.linalg.inv(W[1]),) if learned else (), s=S, t=(parse("linear"),) if learned else (),
+            W=W, Q=(jnp.linalg.pinv(W[1]),) if learned else (), s=S, t=(parse("linear"),) if learned else (),
             mu=MU, eta_hat=ETA_HAT, inverses="learned" if learned else "exact",
             schedule=phase_schedule(T_FREE, T_LEARN, 1) if two else None, eta=(1.0 / R, 1.0), eta_inv=(1.0,),
         )
@@ -159,7 +159,7 @@ def learner(method: str, lr: float, W1, W2):
     if method == "burst":
         tau_w = B_LEARN * ETA_HAT / lr
         c = BurstMultiplexing(
-            W=W, Q=(jnp.linalg.inv(W[1]),), s=S, apical=(parse("linear"),), phase=two_phases(B_FREE, B_LEARN, 1),
+            W=W, Q=(jnp.linalg.pinv(W[1]),), s=S, apical=(parse("linear"),), phase=two_phases(B_FREE, B_LEARN, 1),
             eta_hat=ETA_HAT, eta=1.0, eta_inv=1.0,
         )
         p = Plastic(c, ["W1", "W2", "Q1"], tau_w={"W1": tau_w, "W2": tau_w, "Q1": B_FREE / Q_LR})
@@ -167,10 +167,10 @@ def learner(method: str, lr: float, W1, W2):
     if method == "cdtp":
         tau_w = BETA / lr  # lr_w = 1
         gamma = schedules.phases([C_FF, C_FB], [1.0, 0.0])
-        c = ContinuousDTP.build(list(W), [jnp.linalg.inv(W[1])], nonlinearity=f"leaky_relu:{SLOPE}", gamma=gamma, beta=BETA, feedback_rule="51", tau_a=0.1)
+        c = ContinuousDTP.build(list(W), [jnp.linalg.pinv(W[1])], nonlinearity=f"leaky_relu:{SLOPE}", gamma=gamma, beta=BETA, feedback_rule="51", tau_a=0.1)
         p = Plastic(c, ["W1", "W2", "Omega2"], tau_w={"W1": tau_w, "W2": tau_w, "Omega2": C_FF / OMEGA_LR})
         # CDTP's f_1 = W_1 sigma(x): feeding sigma^{-1}(x) makes its network h_1 = s(W_1 x), h_2 = W_2 h_1
-        return ot.OnlineCircuit(p, S, t1=C_FF + C_FB, encode=S[0].inverse, max_steps=2000), lambda W1, W2: {"Omega2": jnp.linalg.inv(W2)}
+        return ot.OnlineCircuit(p, S, t1=C_FF + C_FB, encode=S[0].inverse, max_steps=2000), lambda W1, W2: {"Omega2": jnp.linalg.pinv(W2)}
     raise ValueError(f"unknown method '{method}' (choose from {', '.join(METHODS)})")
 
 
