@@ -107,6 +107,13 @@ CONTROLLER_OPTION_DOCS = {
 }
 
 
+#: ``neurodyn list`` texts of the inputs shared by the target-propagation kinds
+TARGET_INPUT_DOCS = {
+    "x": "input: h_0 (d_0), optional leading batch",
+    "target": "input: label t (d_L), optional leading batch; e_L = h_L - t at the forward pass",
+}
+
+
 def stack_array_docs(feedback: dict[str, str]) -> dict[str, str]:
     return {
         "W1..WL": "forward weights, W_l is d_l x d_{l-1}",

@@ -60,7 +60,7 @@ from ..core import schedules
 from ..core.circuit import ArraySpec, Circuit, KindInfo, flatten, register, unflatten
 from ..core.layers import LayerSizes
 from ..core.nonlinearities import Nonlinearity
-from ._common import PhaseOptions, check_names, forward_specs, layer_nonlinearities, relative_error
+from ._common import TARGET_INPUT_DOCS, PhaseOptions, check_names, forward_specs, layer_nonlinearities, relative_error
 
 PHASE_NAMES = {"free": 0.0, "learning": 1.0}
 
@@ -455,8 +455,7 @@ class BurstMultiplexing(LayerSizes, Circuit):
             arrays={
                 "W1..WL": "forward (basal) weights, W_i is d_i x d_{i-1}",
                 "Q1..Q{L-1}": "apical weights, Q_i is d_i x d_{i+1}",
-                "x": "input: h_0 (d_0), optional leading batch",
-                "target": "input: label t (d_L); e_L = h_L - t at the forward pass",
+                **TARGET_INPUT_DOCS,
             },
             state="ab_1..ab_L (basal), [hhatf_L], aa_{L-1}..aa_1 (apical), [hhatf_1..hhatf_{L-1}]; hhatf_i: free-phase buffers, phase schedules only",
         )

@@ -62,7 +62,7 @@ from ..core.circuit import ArraySpec, Circuit, KindInfo, register
 from ..core.layers import LayerSizes
 from ..core.nonlinearities import Nonlinearity
 from ..core.schedules import Constant, Schedule, current_horizon, from_spec
-from ._common import StrictOptions, check_names, forward_specs, relative_error
+from ._common import TARGET_INPUT_DOCS, StrictOptions, check_names, forward_specs, relative_error
 
 
 class CDTPOptions(StrictOptions):
@@ -456,8 +456,7 @@ class ContinuousDTP(LayerSizes, Circuit):
             arrays={
                 "W1..WL": "forward weights, W_l is d_l x d_{l-1}",
                 "Omega2..OmegaL": "decoder weights, Omega_l is d_{l-1} x d_l",
-                "x": "input: h_0 (d_0), optional leading batch",
-                "target": "input: label t (d_L), optional leading batch",
+                **TARGET_INPUT_DOCS,
             },
             state="u_2..u_L (constant gamma); a_1..a_L, u_2..u_L, n_1..n_{L-1} (time-dependent gamma)",
         )

@@ -49,7 +49,7 @@ from ..core import nonlinearities, schedules
 from ..core.circuit import ArraySpec, Circuit, KindInfo, register
 from ..core.layers import LayerSizes
 from ..core.nonlinearities import Nonlinearity
-from ._common import PhaseOptions, check_names, forward_specs
+from ._common import TARGET_INPUT_DOCS, PhaseOptions, check_names, forward_specs
 
 
 class InverseOf(eqx.Module):
@@ -453,8 +453,7 @@ class DendriticMixture(LayerSizes, Circuit):
             arrays={
                 "W1..WL": "forward (basal) weights, W_i is d_i x d_{i-1}",
                 "Q1..Q{L-1}": "learned inverses only: apical weights, Q_i is d_i x d_{i+1}",
-                "x": "input h_0 (d_0), optional leading batch",
-                "target": "input: label t (d_L); e_L = h_L - t at the forward pass",
+                **TARGET_INPUT_DOCS,
             },
             state="h_1..h_L (two phases: also d_free_1..d_free_L)",
         )
