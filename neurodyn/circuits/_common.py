@@ -7,7 +7,7 @@ from typing import Literal
 import jax.numpy as jnp
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..core import nonlinearities
+from ..core import nonlinearities, schedules
 from ..core.circuit import ArraySpec, Circuit
 from ..core.layers import LayerSizes
 
@@ -25,6 +25,13 @@ def check_names(v: str | list[str], *extra: str) -> str | list[str]:
         if name not in extra:
             nonlinearities.parse(name)
     return v
+
+
+def free_learning_cycles(free: float, learning: float, cycles: int = 1) -> schedules.Piecewise:
+    """The learning-phase indicator of the target-propagation kinds: ``cycles`` times a free
+    phase (0, length ``free``) then a learning phase (1, length ``learning``) from t = 0,
+    and free again after the last cycle, so that a run ends at rest in the free phase."""
+    return schedules.phases([free, learning], [0.0, 1.0], cycles, after=0.0)
 
 
 class PhaseOptions(StrictOptions):

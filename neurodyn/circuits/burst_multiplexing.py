@@ -60,7 +60,7 @@ from ..core import schedules
 from ..core.circuit import ArraySpec, Circuit, KindInfo, flatten, register, unflatten
 from ..core.layers import LayerSizes
 from ..core.nonlinearities import Nonlinearity
-from ._common import TARGET_INPUT_DOCS, PhaseOptions, check_names, forward_specs, layer_nonlinearities, relative_error
+from ._common import TARGET_INPUT_DOCS, PhaseOptions, check_names, free_learning_cycles, forward_specs, layer_nonlinearities, relative_error
 
 PHASE_NAMES = {"free": 0.0, "learning": 1.0}
 
@@ -77,17 +77,8 @@ def settled_phase(s: schedules.Schedule) -> tuple[float, float] | None:
     return None
 
 
-def two_phases(free: float, learning: float, cycles: int = 1) -> schedules.Piecewise:
-    """``lambda(t)``: ``cycles`` times a free phase (0, length ``free``) then a learning phase
-    (1, length ``learning``) from t = 0, and free again after the last cycle (so that a run
-    ends at rest, with the weights of (6.58) frozen)."""
-    if not (free > 0 and learning > 0 and cycles >= 1):
-        raise ValueError("free_duration and learning_duration must be positive and cycles >= 1")
-    times = []
-    for c in range(cycles):
-        t = c * (free + learning)
-        times += [t + free, t + free + learning]
-    return schedules.Piecewise(tuple(times), (0.0,) + (1.0, 0.0) * cycles)
+#: ``lambda(t)`` for ``phases = "two"``: free, learning, ..., then free (weights of (6.58) frozen)
+two_phases = free_learning_cycles
 
 
 def phase_schedule(spec: str | dict, free: float = 50.0, learning: float = 50.0, cycles: int = 1) -> schedules.Schedule:

@@ -49,7 +49,7 @@ from ..core import nonlinearities, schedules
 from ..core.circuit import ArraySpec, Circuit, KindInfo, register
 from ..core.layers import LayerSizes
 from ..core.nonlinearities import Nonlinearity
-from ._common import TARGET_INPUT_DOCS, PhaseOptions, check_names, forward_specs
+from ._common import TARGET_INPUT_DOCS, PhaseOptions, check_names, forward_specs, free_learning_cycles
 
 
 class InverseOf(eqx.Module):
@@ -324,9 +324,8 @@ class DendriticMixture(LayerSizes, Circuit):
             out[f"recursion_relative_error_h{i}"] = _norm_ratio(d[i - 1], p, h[i])
         return out
 
-    def approximations(self, state, inputs):
-        """:meth:`first_order_errors`, reported by ``neurodyn simulate`` (not pass/fail)."""
-        return self.first_order_errors(state, inputs)
+    #: reported by ``neurodyn simulate`` under ``approximations`` (not pass/fail)
+    approximations = first_order_errors
 
     # ---- linearisation -----------------------------------------------------------
     def block_matrix(self, state, inputs, t=0.0):
@@ -459,21 +458,8 @@ class DendriticMixture(LayerSizes, Circuit):
         )
 
 
-def phase_schedule(free: float, learning: float, cycles: int = 1) -> schedules.Piecewise:
-    """``p(t)``: ``cycles`` times a free phase (0, length ``free``) then a learning phase
-    (1, length ``learning``), from t = 0; free again after the last cycle, so that the
-    circuit ends at rest in the free phase (6.29-6.37)."""
-    if not (free > 0 and learning > 0 and cycles >= 1):
-        raise ValueError("phase durations must be positive and cycles >= 1")
-    times, values, t = [], [0.0], 0.0
-    for _ in range(cycles):
-        t += free
-        times.append(t)
-        values.append(1.0)
-        t += learning
-        times.append(t)
-        values.append(0.0)
-    return schedules.Piecewise(tuple(times), tuple(values))
+#: ``p(t)`` of the two-phase model (6.29-6.37): free, learning, ..., then free again
+phase_schedule = free_learning_cycles
 
 
 def _layer_list(spec, n, key, conv):

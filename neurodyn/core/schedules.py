@@ -78,10 +78,12 @@ def Step(time: float, before: float = 0.0, after: float = 1.0) -> Piecewise:
     return Piecewise((float(time),), (float(before), float(after)))
 
 
-def phases(durations: Sequence[float], values: Sequence[float], cycles: int = 1, t0: float = 0.0) -> Piecewise:
+def phases(
+    durations: Sequence[float], values: Sequence[float], cycles: int = 1, t0: float = 0.0, after: float | None = None
+) -> Piecewise:
     """A repeated phase sequence: phase ``k`` lasts ``durations[k]`` and has ``values[k]``;
     the whole sequence repeats ``cycles`` times from ``t0``; the first value holds before
-    ``t0`` and the last after the final cycle."""
+    ``t0``, and after the final cycle ``after`` (default: the last value holds)."""
     if len(durations) != len(values) or not durations:
         raise ValueError("phases need one value per duration")
     if any(d <= 0 for d in durations) or cycles < 1:
@@ -93,6 +95,9 @@ def phases(durations: Sequence[float], values: Sequence[float], cycles: int = 1,
                 times.append(t)
                 vals.append(float(values[k]))
             t += float(d)
+    if after is not None:
+        times.append(t)
+        vals.append(float(after))
     return Piecewise(tuple(times), tuple(vals))
 
 
