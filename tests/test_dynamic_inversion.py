@@ -221,6 +221,34 @@ def test_equilibrium_path_agrees_with_ode_path_and_is_verified_stable():
     assert abs(float(dense) - a.spectral_abscissa[0]) <= 1e-9
 
 
+@pytest.mark.parametrize("controller, g", [("linearized", "tanh"), ("nonlinear", "tanh"), ("nonlinear", "linear")])
+def test_layer_by_layer_newton_equals_the_joint_newton(controller, g):
+    """The reduced equation is block-triangular (u_l sees only u_l and u_{l+1}): solving the
+    loops from the top down, with one shared factorisation per loop where W_l B_l - alpha I
+    is the Jacobian, lands on the joint Newton's fixed point, for contracting and expanding
+    layers alike."""
+    rng = np.random.default_rng(14)
+    c = di(rng, [7, 9, 4, 6, 3], g=g, leak=0.05, controller=controller, w=0.6)
+    blocks = c.reduced_blocks()
+    assert [(b.start, b.stop) for b in blocks] == [(19, 22), (13, 19), (9, 13), (0, 9)]
+    assert all(b.shared_jacobian == (controller == "linearized" or g == "linear") for b in blocks)
+
+    class Joint(type(c)):
+        def reduced_blocks(self):
+            return None
+
+    joint = Joint(W=c.W, B=c.B, alpha=c.alpha, g=c.g, controller=controller)
+    x = inputs(rng, c, batch=6)
+    a = nd.fixed_point(c, x, method="equilibrium")
+    b = nd.fixed_point(joint, x, method="equilibrium")
+    assert a.all_converged and b.all_converged
+    for k in a.state:
+        assert rel(a.state[k], b.state[k]) <= 1e-10
+    closed = c.closed_form({k: v[0] for k, v in x.items()})
+    if closed is not None:
+        assert max(rel(a.state[k][0], closed[k]) for k in closed) <= 1e-10
+
+
 def test_unstable_feedback_is_reported_not_returned():
     """B = +W^T makes S24 unstable: the solve stops with reason 'diverged', converged False."""
     rng = np.random.default_rng(12)

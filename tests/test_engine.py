@@ -140,3 +140,43 @@ def test_nonlinearity_derivative_and_inverse(name):
 def test_nonlinearity_parse_errors(bad):
     with pytest.raises(ValueError):
         nonlinearities.parse(bad)
+
+
+class Cascade(Circuit):
+    """A block-triangular circuit: an affine block ``dx/dt = A x + b`` (its Jacobian ``A``
+    is the same for every sample) drives a nonlinear one ``dy/dt = x - y - y^3``; at rest
+    ``x* = -A^{-1} b`` and ``y*`` is the real root of ``y^3 + y = x*``."""
+
+    kind = "test_cascade"
+    A: jax.Array
+    blocks: bool = eqx.field(static=True, default=True)
+
+    def state_shapes(self):
+        return {"x": (self.A.shape[0],), "y": (self.A.shape[0],)}
+
+    def input_shapes(self):
+        return {"b": (self.A.shape[0],)}
+
+    def vector_field(self, t, state, inputs):
+        x, y = state["x"], state["y"]
+        return {"x": self.A @ x + inputs["b"], "y": x - y - y**3}
+
+    def reduced_blocks(self):
+        n = self.A.shape[0]
+        return (nd.ReducedBlock(0, n, shared_jacobian=True), nd.ReducedBlock(n, 2 * n)) if self.blocks else None
+
+
+def test_block_triangular_solve_equals_the_joint_newton_and_the_closed_form():
+    rng = np.random.default_rng(0)
+    n = 5
+    A = jnp.asarray(-2.0 * np.eye(n) + 0.3 * rng.normal(size=(n, n)))
+    b = jnp.asarray(rng.normal(size=(4, n)))
+    blockwise = nd.fixed_point(Cascade(A=A), {"b": b}, method="equilibrium")
+    joint = nd.fixed_point(Cascade(A=A, blocks=False), {"b": b}, method="equilibrium")
+    assert blockwise.all_converged and blockwise.reason == "converged"
+    x = -np.linalg.solve(np.asarray(A), np.asarray(b).T).T
+    y = blockwise.state["y"]
+    assert np.max(np.abs(blockwise.state["x"] - x)) < 1e-12
+    assert np.max(np.abs(y**3 + y - x)) < 1e-12
+    for k in ("x", "y"):
+        assert np.max(np.abs(blockwise.state[k] - joint.state[k])) < 1e-12

@@ -125,6 +125,26 @@ def test_di_single_sample_matches_batch():
     assert one[0].shape == (6,) and rel(one[0], batch[0][1]) < 1e-12
 
 
+@pytest.mark.parametrize("feedback", ["neg_transpose", "random"])
+def test_di_linearized_stable_fraction_is_decided_by_one_sample(feedback):
+    """With the linearized controller every sample's Jacobian has the same spectrum (the S24
+    blocks), so DI checks one sample; the per-sample check agrees, stable or not."""
+    from neurodyn.learning.rules.base import CircuitRule
+
+    rng = np.random.default_rng(6)
+    net = _net([8, 6, 5, 3], ["tanh", "tanh", "linear"], scale=0.5)
+    x, t = _sample(rng, net, batch=4)
+    fwd = net.forward(x)
+    dL = 0.1 * output_error("squared_error", net, fwd, t)
+    B = tuple(-w.T for w in net.W[1:]) if feedback == "neg_transpose" else tuple(jnp.asarray(rng.uniform(-0.5, 0.5, w.T.shape)) for w in net.W[1:])
+    rule = DI(B=B, alpha=0.01, controller="linearized")
+    state, _, converged = rule.solve(net, fwd, dL)
+    assert bool(jnp.all(converged))
+    one = float(rule.stable_fraction(net, fwd, dL, state))
+    each = float(CircuitRule.stable_fraction(rule, net, fwd, dL, state))
+    assert one == each == (1.0 if feedback == "neg_transpose" else 0.0)
+
+
 def test_sldi_matches_s8_s9():
     """Linear contracting network, alpha = 0: u = (W_3 W_2 B)^{-1} delta, delta_1 = B u,
     delta_2 = W_2 delta_1 (supplement S8-S9, index reading in tests/test_single_loop.py)."""
@@ -149,3 +169,18 @@ def test_pbp_matrix_is_the_moore_penrose_inverse(shape):
     net = _net([shape[1], shape[0], 2], ["tanh", "linear"])
     net = eqx.tree_at(lambda n: n.W[0], net, jnp.asarray(W))
     np.testing.assert_allclose(np.asarray(PBP().matrix(net, 1)), np.linalg.pinv(W), atol=1e-10)
+
+
+def test_sldi_feedback_is_minus_the_product_of_sequential_feedback():
+    """Supplement 7.3: SLDI's B = -B_1 B_2 of sequential DI's feedback matrices; for the
+    negative transpose that is -W_1^T W_2^T (the network's W_2, W_3 here)."""
+    from neurodyn.learning.feedback import make_rule
+
+    net = _net([7, 6, 5, 4], ["tanh", "tanh", "linear"])
+    di, _ = make_rule("di", net, feedback="random", scale=0.3, seed=3)
+    sldi, _ = make_rule("sldi", net, feedback="random", scale=0.3, seed=3)
+    assert sldi.B.shape == (6, 4)
+    assert rel(sldi.B, -di.B[0] @ di.B[1]) < 1e-15
+    di, _ = make_rule("di", net, feedback="neg_transpose")
+    sldi, _ = make_rule("sldi", net, feedback="neg_transpose")
+    assert rel(sldi.B, -di.B[0] @ di.B[1]) < 1e-15 and rel(sldi.B, -net.W[1].T @ net.W[2].T) < 1e-15

@@ -87,7 +87,7 @@ def _csv(path):
 
 
 def test_resume_after_interrupt_gives_the_same_weights(tmp_path, monkeypatch):
-    rules = "[rules.di]\nleak = 0.01\n[rules.fa]\nfeedback = \"random\"\n"
+    rules = "[rules.di]\nleak = 0.01\nfeedback = \"ssa\"\nfeedback_scale = 0.3\n[rules.fa]\nfeedback = \"random\"\n"
     exp = load_experiment(_write(tmp_path, steps=120, every=40, batch=2, rules=rules))
     training.run_training(exp, tmp_path / "full")
     calls = {"n": 0}
@@ -103,7 +103,13 @@ def test_resume_after_interrupt_gives_the_same_weights(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         training.run_training(exp, tmp_path / "cut")
     monkeypatch.setattr(training, "run_steps", real)
-    training.run_training(exp, tmp_path / "cut", resume=True)
+
+    def no_ssa(*args, **kw):
+        raise AssertionError("the resumed run must take its SSA feedback from the checkpoint")
+
+    monkeypatch.setattr("neurodyn.learning.feedback.stabilize", no_ssa)
+    summary = training.run_training(exp, tmp_path / "cut", resume=True)
+    assert summary["rules"]["di"]["ssa"]["success"] and summary["rules"]["di"]["feedback"] == "ssa"
     with np.load(tmp_path / "full" / "checkpoint.npz") as a, np.load(tmp_path / "cut" / "checkpoint.npz") as b:
         for key in a.files:
             if key.endswith("/wall") or key == "rows":  # wall times differ; metrics compared below
@@ -168,3 +174,29 @@ def test_unstable_fixed_points_are_flagged_in_the_summary(tmp_path):
     summary = training._summary(exp, data, rows, {}, {}, 200)
     assert set(summary["warnings"]) == {"di"}
     assert "2 of 3 evaluations" in summary["warnings"]["di"] and "step 100" in summary["warnings"]["di"]
+
+
+def test_clip_bounds_the_backpropagated_signals_not_the_output_error():
+    """Supplement 7.7.1 clips the backpropagated errors: each hidden delta_l of BP is
+    rescaled to norm <= clip (direction kept), the output error only with clip_output."""
+    import jax.numpy as jnp
+
+    from neurodyn.learning.losses import output_error
+    from neurodyn.learning.network import init_network
+    from neurodyn.learning.rules import BP
+    from neurodyn.learning.train import weight_updates
+
+    rng = np.random.default_rng(0)
+    net = init_network([4, 6, 3], ["tanh", "linear"], scale=2.0)
+    x, t = jnp.asarray(rng.normal(size=(5, 4))), jnp.asarray(10 * rng.normal(size=(5, 3)))
+    fwd = net.forward(x)
+    d1, d2 = BP().signals(net, fwd, output_error("squared_error", net, fwd, t))
+    clip = 0.5 * float(np.min(np.linalg.norm(d1, axis=1)))
+    assert float(np.min(np.linalg.norm(d2, axis=1))) > clip
+    (dW1, dW2), (db1, db2) = weight_updates(BP(), net, "squared_error", x, t, clip)
+    scale = clip / np.linalg.norm(d1, axis=1, keepdims=True)
+    assert np.allclose(db1, np.sum(scale * d1, axis=0), rtol=1e-12)
+    assert np.allclose(dW1, (scale * d1).T @ x, rtol=1e-12)
+    assert np.allclose(db2, np.sum(d2, axis=0), rtol=1e-12)
+    _, (_, db2c) = weight_updates(BP(), net, "squared_error", x, t, clip, clip_output=True)
+    assert np.allclose(db2c, np.sum(clip / np.linalg.norm(d2, axis=1, keepdims=True) * d2, axis=0), rtol=1e-12)

@@ -23,6 +23,8 @@ STYLE = {
     "fa_r": dict(color="tab:green", lw=1.5, label="FA (U(-0.5,0.5))"),
     "ndi_r_a1e-3": dict(color="tab:blue", lw=1.5, label="NDI R-Init, leak 1e-3"),
     "ndi_r_a1e-2": dict(color="goldenrod", lw=1.5, label="NDI R-Init, leak 1e-2"),
+    "di_ssa_a1e-3": dict(color="tab:blue", lw=2.0, ls="--", label="DI SSA, leak 1e-3"),
+    "di_ssa_a1e-2": dict(color="goldenrod", lw=2.0, ls="--", label="DI SSA, leak 1e-2"),
 }
 HIDDEN = range(1, 6)  # W1..W5 (W6 gets the output error itself under every rule)
 LOOPS = range(2, 7)  # S24 loops of layers 2..6
@@ -61,7 +63,7 @@ def main(folder):
                 ax.plot(x, y, **st)
     ax.axhline(0, color="k", lw=0.8)
     ax.set_yscale("symlog", linthresh=1e-3)
-    ax.set_title("max real eigenvalue of S24, layers 2-6 (R-Init B)", fontsize=10)
+    ax.set_title("max real eigenvalue of S24, layers 2-6 (each rule's B)", fontsize=10)
     ax = axes[1, 2]
     for label in labels:
         rows = data[label]
@@ -81,8 +83,9 @@ def main(folder):
 
     lines = [
         "| rule | train error start -> end | test error end | angle to BP, end (deg), W1..W5 | "
-        "S24 abscissa, max over layers: start / end / max over training | wall (s) |",
-        "|---|---|---:|---|---|---:|",
+        "S24 abscissa, max over layers: start / end / max over training | DI fixed points: converged / stable, "
+        "min over evaluations | wall (s) |",
+        "|---|---|---:|---|---|---|---:|",
     ]
     for label in labels:
         rows = data[label]
@@ -96,9 +99,11 @@ def main(folder):
 
         sa = [worst(r) for r in rows]
         sa_text = "-" if sa[0] is None else f"{sa[0]:+.2e} / {sa[-1]:+.2e} / {max(sa):+.2e}"
+        fixed = [(value(r, "steady_state_converged"), value(r, "steady_state_stable")) for r in rows]
+        fixed_text = "-" if fixed[0][0] is None else f"{min(c for c, _ in fixed):.2f} / {min(v for _, v in fixed):.2f}"
         lines.append(
             f"| {label} | {value(first, 'train_loss'):.3f} -> {value(last, 'train_loss'):.3f} | {value(last, 'test_loss'):.3f} | "
-            f"{angles} | {sa_text} | {value(last, 'wall_s'):.0f} |"
+            f"{angles} | {sa_text} | {fixed_text} | {value(last, 'wall_s'):.0f} |"
         )
     text = (
         "Errors: mean 0.5||x - y||^2 per image. Angles on the first 500 training images; S24 abscissa of each "

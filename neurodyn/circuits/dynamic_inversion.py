@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import equinox as eqx
 import jax.numpy as jnp
+import numpy as np
 
-from ..core.circuit import KindInfo, register
+from ..core.circuit import KindInfo, ReducedBlock, register
 from ..core.nonlinearities import Nonlinearity
 from ..core.stability import two_block_eigenvalues
 from ._common import CONTROLLER_OPTION_DOCS, ControllerOptions, LayerStack, error_spec, feedback_specs, forward_specs, layer_nonlinearities, preactivation_specs, relative_error, stack_array_docs
@@ -159,6 +160,17 @@ class DynamicInversion(LayerStack):
         """``W_l g(B_l u_l) - delta_l - alpha u_l`` for every layer (``delta_{l-1} = B_l u_l``)."""
         f = self.vector_field(0.0, self.expand(z, inputs), inputs)
         return jnp.concatenate([f[f"u_{l}"] for l in range(1, self.L + 1)])
+
+    def reduced_blocks(self):
+        """Block-triangular: ``u_l``'s residual involves only ``u_l`` and, through its target
+        ``delta_l = B_{l+1} u_{l+1}``, the loop above; solve from ``u_L`` down. Its Jacobian in
+        ``u_l`` is ``W_l B_l - alpha I`` for the linearized controller or a linear ``g``
+        (Algorithm 5's matrix, one factorisation per batch), else ``W_l diag(g'(B_l u_l)) B_l - alpha I``."""
+        ends = np.cumsum([0, *self.sizes[1:]])
+        return tuple(
+            ReducedBlock(int(ends[l - 1]), int(ends[l]), shared_jacobian=self.linearized or self.g[l - 1].name == "linear")
+            for l in range(self.L, 0, -1)
+        )
 
     # ---- model files -------------------------------------------------------------
     Options = ControllerOptions

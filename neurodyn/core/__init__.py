@@ -1,12 +1,12 @@
 """The engine: circuits, simulation, fixed points, stability. Knows no algorithm."""
 
-from .circuit import REGISTRY, ArraySpec, Circuit, KindInfo, flatten, get_kind, jacobian, register, unflatten
+from .circuit import REGISTRY, ArraySpec, Circuit, KindInfo, ReducedBlock, flatten, get_kind, jacobian, register, unflatten
 from .equilibrium import Equilibrium, fixed_point
 from .nonlinearities import Nonlinearity
 from .plasticity import Frozen, Plastic
 from .simulate import SOLVERS, Trajectory, simulate
 
 __all__ = [
-    "REGISTRY", "ArraySpec", "Circuit", "KindInfo", "flatten", "get_kind", "jacobian", "register", "unflatten",
+    "REGISTRY", "ArraySpec", "Circuit", "KindInfo", "ReducedBlock", "flatten", "get_kind", "jacobian", "register", "unflatten",
     "Equilibrium", "fixed_point", "Nonlinearity", "SOLVERS", "Trajectory", "simulate", "Frozen", "Plastic",
 ]

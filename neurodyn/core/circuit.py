@@ -53,6 +53,18 @@ class KindInfo:
     state: str = ""
 
 
+@dataclass(frozen=True)
+class ReducedBlock:
+    """One block ``z[start:stop]`` of a block-triangular reduced equation (see
+    :meth:`Circuit.reduced_blocks`). ``shared_jacobian`` declares that the block's
+    residual is affine in its own unknowns with a Jacobian that depends on neither the
+    state nor the inputs, so one factorisation serves every sample of a batch."""
+
+    start: int
+    stop: int
+    shared_jacobian: bool = False
+
+
 class Circuit(eqx.Module):
     """Base class of every circuit kind.
 
@@ -167,6 +179,16 @@ class Circuit(eqx.Module):
 
     def expand(self, z: jax.Array, inputs: Inputs) -> State:
         return unflatten(z, self.state_shapes())
+
+    def reduced_blocks(self) -> tuple[ReducedBlock, ...] | None:
+        """The reduced equation's block-triangular structure, or None (solve it jointly).
+
+        Blocks of ``z`` in solve order, covering ``z`` once: the residual rows of each
+        block depend only on that block's unknowns and on blocks earlier in the order.
+        The engine then solves one block at a time (Newton per sample, or, for a
+        ``shared_jacobian`` block, one LU factorisation for the whole batch) instead of
+        one dense Newton on all of ``z``."""
+        return None
 
     # --- construction from model files ---------------------------------------------
     @classmethod

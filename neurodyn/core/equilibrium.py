@@ -60,22 +60,63 @@ def default_tol(dtype) -> float:
     return 1e-9 if jnp.dtype(dtype) == jnp.float64 else 1e-4
 
 
-@eqx.filter_jit
-def _newton(circuit: Circuit, inputs, z0, rtol, atol, max_steps):
-    def solve_one(z, inp):
-        sol = optx.root_find(
-            lambda zz, a: circuit.reduced_residual(zz, a),
-            optx.Newton(rtol=rtol, atol=atol),
-            z,
-            inp,
-            max_steps=max_steps,
-            throw=False,
-        )
+def _newton_per_sample(residual, z0, args, rtol, atol, max_steps):
+    """Newton (optimistix) on ``residual(z, arg) = 0`` for every sample: ``(z, steps)``."""
+
+    def solve_one(z, arg):
+        sol = optx.root_find(residual, optx.Newton(rtol=rtol, atol=atol), z, arg, max_steps=max_steps, throw=False)
         return sol.value, sol.stats["num_steps"]
 
-    z, steps = jax.vmap(solve_one)(z0, inputs)
+    z, steps = jax.vmap(solve_one)(z0, args)
+    return z, jnp.max(steps)
+
+
+def _chord_shared(residual, z0, args, rtol, atol, max_steps):
+    """Newton for a block whose Jacobian is the same for every sample and state: the
+    Jacobian is built and LU-factorised once, then the whole batch iterates
+    ``z <- z - J^{-1} r(z)`` (exact in one step for an affine residual; further steps
+    refine). It stops when ``|dz| <= atol + rtol |z|`` for every sample, or when a step
+    no longer halves the largest scaled step (refinement has reached rounding level)."""
+    first = jax.tree_util.tree_map(lambda x: x[0], args)
+    lu = jax.scipy.linalg.lu_factor(jax.jacfwd(residual)(z0[0], first))
+    batched = jax.vmap(residual)
+
+    def keep_going(carry):
+        _, size, previous, k = carry
+        return (k < max_steps) & (size > 1.0) & ((k < 2) | (size < 0.5 * previous))
+
+    def step(carry):
+        z, size, _, k = carry
+        dz = -jax.scipy.linalg.lu_solve(lu, batched(z, args).T).T
+        z = z + dz
+        return z, jnp.max(jnp.abs(dz) / (atol + rtol * jnp.abs(z))), size, k + 1
+
+    inf = jnp.asarray(jnp.inf, z0.dtype)
+    z, _, _, steps = jax.lax.while_loop(keep_going, step, (z0, inf, inf, 0))
+    return z, steps
+
+
+@eqx.filter_jit
+def _newton(circuit: Circuit, inputs, z0, rtol, atol, max_steps):
+    """Newton on the reduced equation for a batch: jointly, or block by block in the
+    order of ``circuit.reduced_blocks()`` (each block with the blocks before it fixed)."""
+    blocks = circuit.reduced_blocks()
+    if blocks is None:
+        z, steps = _newton_per_sample(lambda zz, a: circuit.reduced_residual(zz, a), z0, inputs, rtol, atol, max_steps)
+    else:
+        z, steps = z0, 0
+        for block in blocks:
+            lo, hi = block.start, block.stop
+
+            def residual(zk, arg, lo=lo, hi=hi):
+                zfull, inp = arg
+                return circuit.reduced_residual(jnp.concatenate([zfull[:lo], zk, zfull[hi:]]), inp)[lo:hi]
+
+            solve = _chord_shared if block.shared_jacobian else _newton_per_sample
+            zk, k = solve(residual, z[:, lo:hi], (z, inputs), rtol, atol, max_steps)
+            z, steps = z.at[:, lo:hi].set(zk), steps + k
     state = jax.vmap(circuit.expand)(z, inputs)
-    return state, jnp.max(steps)
+    return state, steps
 
 
 @eqx.filter_jit

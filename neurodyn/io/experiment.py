@@ -20,7 +20,8 @@ n_test = 500
 [training]
 lr = 1e-2
 weight_decay = 0.0
-clip = 10.0                                # max ||delta_l|| per sample (omit: no clipping)
+clip = 10.0                                # max ||delta_l|| per sample, hidden layers (omit: no clipping)
+clip_output = false                        # clip the output error too (default false, as 7.7.1)
 batch_size = 1
 steps = 2000                               # or epochs = 3
 eval_every = 100
@@ -96,6 +97,7 @@ class TrainingSpec(BaseModel):
     lr: float = Field(gt=0)
     weight_decay: float = Field(0.0, ge=0)
     clip: float | None = Field(None, gt=0)
+    clip_output: bool = False
     batch_size: int = Field(1, gt=0)
     steps: int | None = Field(None, gt=0)
     epochs: float | None = Field(None, gt=0)

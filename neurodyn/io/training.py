@@ -16,6 +16,7 @@ import json
 import time
 from pathlib import Path
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -25,7 +26,7 @@ from ..learning import data as datasets
 from ..learning.feedback import make_rule
 from ..learning.network import init_network
 from ..learning.rules import CircuitRule
-from ..learning.train import SGD, alignment, batches, evaluate, feedback_abscissa, run_steps
+from ..learning.train import SGD, alignment, batches, evaluate, feedback_abscissa, run_steps, steady_state_metrics
 from .errors import ModelError, NumericalError
 from .experiment import Experiment
 from .plots import learning_curves_plot
@@ -59,14 +60,10 @@ def _metrics_row(label, step, rule, net, exp, data, xe, te, wall):
     for l, sa in enumerate(feedback_abscissa(rule, net), start=2):
         row[f"abscissa_S24_layer{l}"] = sa
     if isinstance(rule, CircuitRule):
-        from ..learning.losses import output_error
-
-        fwd = net.forward(xe)
-        delta_L = output_error(loss, net, fwd, te)
-        state, residual, converged = rule.solve(net, fwd, delta_L)
-        row["steady_state_residual"] = float(jnp.max(residual))
-        row["steady_state_converged"] = float(jnp.mean(converged))
-        row["steady_state_stable"] = float(rule.stable_fraction(net, fwd, delta_L, state))
+        residual, converged, stable = steady_state_metrics(rule, net, loss, xe, te)
+        row["steady_state_residual"] = float(residual)
+        row["steady_state_converged"] = float(converged)
+        row["steady_state_stable"] = float(stable)
     row["wall_s"] = wall
     return row
 
@@ -84,7 +81,7 @@ def run_training(exp: Experiment, out_dir: Path, *, data_dir: str | None = None,
     data = load_data(exp, data_dir)
     t = exp.training
     total = exp.total_steps(data.n_train)
-    opt = SGD(lr=t.lr, weight_decay=t.weight_decay, clip=t.clip, batch_size=t.batch_size)
+    opt = SGD(lr=t.lr, weight_decay=t.weight_decay, clip=t.clip, batch_size=t.batch_size, clip_output=t.clip_output)
     net0 = init_network(exp.network.sizes, exp.network.nonlinearities, seed=exp.seed, scale=exp.network.init_scale)
     n_eval = min(t.eval_samples, data.n_train)
     xe, te = jnp.asarray(data.x_train[:n_eval]), jnp.asarray(data.y_train[:n_eval])
@@ -98,10 +95,16 @@ def run_training(exp: Experiment, out_dir: Path, *, data_dir: str | None = None,
 
         bar = tqdm(total=total * len(exp.rules), desc="train", unit="step")
     for label, spec in exp.rules.items():
+        saved = state.get("feedback", {}).get(label)
         rule, info = make_rule(
-            spec.rule, net0, feedback=spec.feedback, scale=spec.feedback_scale, leak=spec.leak,
-            controller=spec.controller, method=spec.method, ssa_margin=spec.ssa_margin, seed=exp.seed,
+            # a resumed rule gets its feedback from the checkpoint: build only its structure
+            spec.rule, net0, feedback="random" if saved and spec.feedback == "ssa" else spec.feedback,
+            scale=spec.feedback_scale, leak=spec.leak, controller=spec.controller, method=spec.method,
+            ssa_margin=spec.ssa_margin, seed=exp.seed,
         )
+        if saved is not None:
+            rule, info = _restore_feedback(rule, saved, ckpt_path, label)
+        state.setdefault("feedback", {})[label] = (rule, info)
         rules_info[label] = {**spec.model_dump(), **info}  # every option as resolved, plus the feedback actually drawn
         net, step = state.get("networks", {}).get(label, (net0, 0))
         start_wall = time.perf_counter() - state.get("wall", {}).get(label, 0.0)
@@ -201,6 +204,10 @@ def _save_checkpoint(path: Path, exp: Experiment, state: dict) -> None:
     for label, (net, step) in state["networks"].items():
         arrays[f"{label}/step"] = np.asarray(step)
         arrays[f"{label}/wall"] = np.asarray(state["wall"][label])
+        rule, info = state["feedback"][label]
+        arrays[f"{label}/rule_info"] = np.asarray(json.dumps(jsonable(info)))
+        for i, leaf in enumerate(jax.tree_util.tree_leaves(eqx.filter(rule, eqx.is_array))):
+            arrays[f"{label}/feedback{i}"] = np.asarray(leaf)
         for l, (W, b) in enumerate(zip(net.W, net.b), start=1):
             arrays[f"{label}/W{l}"] = np.asarray(W)
             arrays[f"{label}/b{l}"] = np.asarray(b)
@@ -208,8 +215,6 @@ def _save_checkpoint(path: Path, exp: Experiment, state: dict) -> None:
 
 
 def _load_checkpoint(path: Path, exp: Experiment) -> dict:
-    import equinox as eqx
-
     if not path.is_file():
         raise ModelError(path, None, "no checkpoint to resume from; run without --resume first")
     with np.load(path, allow_pickle=False) as z:
@@ -217,7 +222,7 @@ def _load_checkpoint(path: Path, exp: Experiment) -> dict:
             raise ModelError(path, None, "the checkpoint belongs to a different experiment file; use another --out or drop --resume")
         rows = json.loads(str(z["rows"]))
         net0 = init_network(exp.network.sizes, exp.network.nonlinearities, seed=exp.seed, scale=exp.network.init_scale)
-        networks, wall = {}, {}
+        networks, wall, feedback = {}, {}, {}
         for label in exp.rules:
             if f"{label}/step" not in z:
                 continue
@@ -226,4 +231,18 @@ def _load_checkpoint(path: Path, exp: Experiment) -> dict:
             b = tuple(jnp.asarray(z[f"{label}/b{l}"]) for l in range(1, L + 1))
             networks[label] = (eqx.tree_at(lambda n: (n.W, n.b), net0, (W, b)), int(z[f"{label}/step"]))
             wall[label] = float(z[f"{label}/wall"])
-    return {"rows": rows, "networks": networks, "wall": wall}
+            if f"{label}/rule_info" in z:
+                n = sum(1 for k in z.files if k.startswith(f"{label}/feedback"))
+                feedback[label] = ([np.asarray(z[f"{label}/feedback{i}"]) for i in range(n)], json.loads(str(z[f"{label}/rule_info"])))
+    return {"rows": rows, "networks": networks, "wall": wall, "feedback": feedback}
+
+
+def _restore_feedback(rule, saved, path, label):
+    """The rule with the feedback arrays it trained with (SSA is not rerun on resume)."""
+    leaves, info = saved
+    params, static = eqx.partition(rule, eqx.is_array)
+    current, treedef = jax.tree_util.tree_flatten(params)
+    if [np.shape(a) for a in current] != [np.shape(a) for a in leaves]:
+        raise ModelError(path, None, f"the checkpoint's feedback for rule '{label}' does not fit the experiment file; use another --out or drop --resume")
+    restored = [jnp.asarray(a, dtype=c.dtype) for a, c in zip(leaves, current)]
+    return eqx.combine(jax.tree_util.tree_unflatten(treedef, restored), static), info

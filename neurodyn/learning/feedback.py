@@ -1,8 +1,12 @@
 """Feedback initialisations for the rules (supplement 7.7.2): random ``U(-scale, scale)``
 (R-Init: 0.01 for DI/NDI, 0.5 for FA), negative transpose ``-scale W^T`` (FA: scale 50),
-and random then stabilised by SSA on the S24 block matrices (supplement 7.5)."""
+and random then stabilised by SSA on the S24 block matrices (supplement 7.5). SLDI's single
+``B`` is ``-B_2 ... B_L`` of sequential DI's random draws (supplement 7.3, ``B = -B_1 B_2``)
+or ``-scale (W_L ... W_2)^T``."""
 
 from __future__ import annotations
+
+import functools
 
 import jax.numpy as jnp
 import numpy as np
@@ -18,10 +22,13 @@ FEEDBACK = ("random", "neg_transpose", "ssa")
 
 
 def _product(Ws):
-    P = Ws[0]
-    for W in Ws[1:]:
-        P = W @ P
-    return P
+    """``W_L ... W_2`` of forward matrices given as ``(W_2, ..., W_L)``."""
+    return functools.reduce(lambda P, W: W @ P, Ws)
+
+
+def _chain(Bs):
+    """``B_2 B_3 ... B_L`` (``d_1 x d_L``) of sequential feedback matrices."""
+    return functools.reduce(jnp.matmul, Bs)
 
 
 def _random(rng, shape, scale, dtype):
@@ -58,7 +65,11 @@ def make_rule(
             D = tuple(_random(rng, (network.sizes[l + 1], network.sizes[-1]), scale, dtype) for l in range(L - 1))
         return DFA(D=D), info
     if rule == "sldi":
-        B = -scale * _product(W[1:]).T if feedback == "neg_transpose" else _random(rng, (network.sizes[1], network.sizes[-1]), scale, dtype)
+        if feedback == "neg_transpose":
+            B = -scale * _product(W[1:]).T
+        else:
+            # supplement 7.3: B = -B_1 B_2, the product of sequential DI's R-Init draws
+            B = -_chain([_random(rng, (network.sizes[l], network.sizes[l + 1]), scale, dtype) for l in range(1, L)])
         r = SLDI(B=B, alpha=leak, controller=controller, method=method)
         if feedback == "ssa":
             circuit = SingleLoopDynamicInversion(W=tuple(W[1:]), B=B, alpha=leak, g=tuple(parse("linear") for _ in W[1:]))

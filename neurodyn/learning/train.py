@@ -2,7 +2,8 @@
 a credit-assignment rule (supplement Eq. 2, section 7.7; EQUATIONS.md 1.8).
 
 ``W_l += eta (sum_b delta_l h_{l-1}^T - lambda W_l)`` and ``b_l += eta sum_b delta_l``, with
-each sample's ``delta_l`` clipped to ``||delta_l|| <= clip`` (7.7.1). Updates are summed
+each sample's backpropagated ``delta_l`` (hidden layers; the output error too only with
+``clip_output``) clipped to ``||delta_l|| <= clip`` (7.7.1). Updates are summed
 over a mini-batch (the paper's learning rate 1e-6 for mini-batches of 100 implies sums).
 The samples of one evaluation interval run in a single ``lax.scan``; the order of an
 epoch is a permutation drawn from ``(seed, epoch)``, so a run resumed at any interval
@@ -25,12 +26,14 @@ from .rules import BP, Rule
 
 @dataclass(frozen=True)
 class SGD:
-    """Plain SGD as in the paper: learning rate, weight decay, signal clipping (None: off)."""
+    """Plain SGD as in the paper: learning rate, weight decay, clipping of the backpropagated
+    signals (None: off; ``clip_output`` clips the output error as well)."""
 
     lr: float
     weight_decay: float = 0.0
     clip: float | None = None
     batch_size: int = 1
+    clip_output: bool = False
 
 
 def clip_norm(delta, clip):
@@ -41,18 +44,19 @@ def clip_norm(delta, clip):
     return delta * jnp.minimum(1.0, clip / jnp.maximum(norm, jnp.finfo(delta.dtype).tiny))
 
 
-def weight_updates(rule: Rule, network: Network, loss: str, x, t, clip):
-    """Per-layer ``(sum_b delta_l h_{l-1}^T, sum_b delta_l)`` for a mini-batch ``x`` (batch, d_0)."""
+def weight_updates(rule: Rule, network: Network, loss: str, x, t, clip, clip_output: bool = False):
+    """Per-layer ``(sum_b delta_l h_{l-1}^T, sum_b delta_l)`` for a mini-batch ``x`` (batch, d_0);
+    the hidden signals are clipped to norm ``clip``, the output error only if ``clip_output``."""
     fwd = network.forward(x)
-    deltas = rule.signals(network, fwd, output_error(loss, network, fwd, t))
-    deltas = [clip_norm(d, clip) for d in deltas]
+    *hidden, delta_L = rule.signals(network, fwd, output_error(loss, network, fwd, t))
+    deltas = [clip_norm(d, clip) for d in hidden] + [clip_norm(delta_L, clip if clip_output else None)]
     dW = tuple(d.T @ h for d, h in zip(deltas, fwd.h[:-1]))
     db = tuple(jnp.sum(d, axis=0) for d in deltas)
     return dW, db
 
 
 def sgd_step(rule: Rule, network: Network, loss: str, opt: SGD, x, t) -> Network:
-    dW, db = weight_updates(rule, network, loss, x, t, opt.clip)
+    dW, db = weight_updates(rule, network, loss, x, t, opt.clip, opt.clip_output)
     W = tuple(w + opt.lr * (g - opt.weight_decay * w) for w, g in zip(network.W, dW))
     b = tuple(v + opt.lr * g for v, g in zip(network.b, db))
     return eqx.tree_at(lambda n: (n.W, n.b), network, (W, b))
@@ -108,6 +112,17 @@ def alignment(rule: Rule, network: Network, loss: str, x, t) -> jax.Array:
         return jnp.degrees(jnp.arccos(jnp.clip(cos, -1.0, 1.0)))
 
     return jnp.stack([angle(a, b) for a, b in zip(ours, bp)])
+
+
+@eqx.filter_jit
+def steady_state_metrics(rule, network: Network, loss: str, x, t) -> tuple:
+    """For a circuit rule on ``x``: the largest steady-state residual ``max|dy/dt|``, the
+    fraction of samples that converged, and the fraction whose fixed point is stable.
+    Compiled once per rule structure (run eagerly, the solver's loops recompile per call)."""
+    fwd = network.forward(x)
+    delta_L = output_error(loss, network, fwd, t)
+    state, residual, converged = rule.solve(network, fwd, delta_L)
+    return jnp.max(residual), jnp.mean(converged), rule.stable_fraction(network, fwd, delta_L, state)
 
 
 def feedback_abscissa(rule: Rule, network: Network, alpha: float = 0.0) -> list[float]:

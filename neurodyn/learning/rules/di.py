@@ -34,5 +34,16 @@ class DI(CircuitRule):
     def to_signal(self, i, delta, network, fwd):
         return delta * network.s[i].deriv(fwd.a[i]) if self.controller == "linearized" else delta
 
+    def stable_fraction(self, network, fwd, delta_L, state):
+        """With the linearized controller the Jacobian's spectrum is the union of the S24
+        blocks ``[[-I, B_l], [W_l, -alpha I]]`` whatever the sample (the ``s'(a)`` factors sit
+        in the block-triangular coupling only), so one sample decides for all."""
+        if self.controller != "linearized":
+            return super().stable_fraction(network, fwd, delta_L, state)
+        import jax
+
+        one = jax.tree_util.tree_map(lambda x: x[:1], (fwd, delta_L, state))
+        return super().stable_fraction(network, *one)
+
     def feedback_matrices(self, network):
         return [(network.W[l - 1], self.B[l - 2]) for l in range(2, network.L + 1)]
