@@ -21,12 +21,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from _metrics import BASELINE_STYLE  # noqa: E402
 
 LEAK = {"a0": ("tab:blue", "0"), "a1e-3": ("goldenrod", "1e-3"), "a1e-2": ("tab:red", "1e-2")}
 FIXED = {
-    "bp": dict(color="k", lw=2.0, label="BP"),
-    "pbp": dict(color="0.55", lw=2.0, label="PBP"),
-    "fa_r": dict(color="tab:green", lw=1.5, label="FA (U(-0.5, 0.5))"),
+    **BASELINE_STYLE,
     "fa_nt": dict(color="tab:green", lw=1.5, label="FA (-50 W^T)"),
     "di_ssa_a0": dict(color="tab:purple", lw=1.5, ls="-.", label="DI SSA, leak 0"),
     "di_r_a0_ode": dict(color="tab:cyan", lw=1.5, ls=":", label="DI leak 0, method ode"),

@@ -4,6 +4,14 @@ import csv
 from pathlib import Path
 
 
+# Line styles of the rules every reproduction plots (the figures add their own rules)
+BASELINE_STYLE = {
+    "bp": dict(color="k", lw=2.0, label="BP"),
+    "pbp": dict(color="0.55", lw=2.0, label="PBP"),
+    "fa_r": dict(color="tab:green", lw=1.5, label="FA (U(-0.5, 0.5))"),
+}
+
+
 def load(folder) -> dict[str, list[dict]]:
     """``{rule label: [row, ...]}`` in evaluation order."""
     out = {}

@@ -13,14 +13,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _metrics import load, value  # noqa: E402
+from _metrics import BASELINE_STYLE, load, value  # noqa: E402
 from _metrics import series as _series  # noqa: E402
 
 EPOCH = 80  # updates of 100 images per epoch (8,000 training images)
 STYLE = {
-    "bp": dict(color="k", lw=2.0, label="BP"),
-    "pbp": dict(color="0.55", lw=2.0, label="PBP"),
-    "fa_r": dict(color="tab:green", lw=1.5, label="FA (U(-0.5,0.5))"),
+    **BASELINE_STYLE,
     "ndi_r_a1e-3": dict(color="tab:blue", lw=1.5, label="NDI R-Init, leak 1e-3"),
     "ndi_r_a1e-2": dict(color="goldenrod", lw=1.5, label="NDI R-Init, leak 1e-2"),
     "di_ssa_a1e-3": dict(color="tab:blue", lw=2.0, ls="--", label="DI SSA, leak 1e-3"),

@@ -50,14 +50,13 @@ phase, whatever the weights.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import jax.numpy as jnp
 from pydantic import Field, field_validator
 
 from ..core import schedules
-from ..core.circuit import ArraySpec, Circuit, KindInfo, flatten, register, unflatten
+from ..core.circuit import ArraySpec, BlockMatrix, Circuit, KindInfo, flatten, register, unflatten
 from ..core.layers import LayerSizes
 from ..core.nonlinearities import Nonlinearity
 from ._common import TARGET_INPUT_DOCS, PhaseOptions, check_names, free_learning_cycles, forward_specs, layer_nonlinearities, relative_error
@@ -305,46 +304,32 @@ class BurstMultiplexing(LayerSizes, Circuit):
         return out
 
     # ---- linearisation -----------------------------------------------------------
-    def _offsets(self):
-        offsets, n = {}, 0
-        for k, s in self.state_shapes().items():
-            offsets[k] = (n, n + math.prod(s))
-            n += math.prod(s)
-        return offsets, n
-
     def _assemble(self, ds, dt, lam):
         """Jacobian layout given the derivative vectors ``ds[i] = s_i'(a^b_i)`` (i = 1..L)
         and ``dt[i] = t_i'(a^a_i)`` (i = 1..L-1)."""
-        offsets, n = self._offsets()
-        J = jnp.zeros((n, n), dtype=self.W[0].dtype)
-
-        def put(row, col, block):
-            nonlocal J
-            (r0, r1), (c0, c1) = offsets[row], offsets[col]
-            J = J.at[r0:r1, c0:c1].set(block)
-
+        J = BlockMatrix(self.state_shapes(), self.W[0].dtype)
         for i in range(1, self.L + 1):
-            put(f"ab_{i}", f"ab_{i}", -jnp.eye(self.sizes[i]))
+            J.add(f"ab_{i}", f"ab_{i}", -jnp.eye(self.sizes[i]))
             if i > 1:
-                put(f"ab_{i}", f"ab_{i - 1}", self.W[i - 1] * ds[i - 1][None, :])
+                J.add(f"ab_{i}", f"ab_{i - 1}", self.W[i - 1] * ds[i - 1][None, :])
         L = self.L
         # the teaching signal hhat_L (6.54): slope (1 - lambda) on h_L, lambda on hhatf_L
         top_gain = (1.0 - lam) * ds[L] if self.buffered else ds[L]
         for i in range(1, L):
-            put(f"aa_{i}", f"aa_{i}", -jnp.eye(self.sizes[i]))
+            J.add(f"aa_{i}", f"aa_{i}", -jnp.eye(self.sizes[i]))
             if i == L - 1:
-                put(f"aa_{i}", f"ab_{L}", self.Q[i - 1] * top_gain[None, :])
+                J.add(f"aa_{i}", f"ab_{L}", self.Q[i - 1] * top_gain[None, :])
                 if self.buffered:
-                    put(f"aa_{i}", f"hhatf_{L}", lam * self.Q[i - 1])
+                    J.add(f"aa_{i}", f"hhatf_{L}", lam * self.Q[i - 1])
             else:
-                put(f"aa_{i}", f"aa_{i + 1}", self.Q[i - 1] * dt[i + 1][None, :])
+                J.add(f"aa_{i}", f"aa_{i + 1}", self.Q[i - 1] * dt[i + 1][None, :])
         if self.buffered:
-            put(f"hhatf_{L}", f"hhatf_{L}", -((1.0 - lam) ** 2) * jnp.eye(self.sizes[L]))
-            put(f"hhatf_{L}", f"ab_{L}", (1.0 - lam) * jnp.diag(top_gain))
+            J.add(f"hhatf_{L}", f"hhatf_{L}", -((1.0 - lam) ** 2) * jnp.eye(self.sizes[L]))
+            J.add(f"hhatf_{L}", f"ab_{L}", (1.0 - lam) * jnp.diag(top_gain))
             for i in range(1, L):
-                put(f"hhatf_{i}", f"hhatf_{i}", -(1.0 - lam) * jnp.eye(self.sizes[i]))
-                put(f"hhatf_{i}", f"aa_{i}", (1.0 - lam) * jnp.diag(dt[i]))
-        return J
+                J.add(f"hhatf_{i}", f"hhatf_{i}", -(1.0 - lam) * jnp.eye(self.sizes[i]))
+                J.add(f"hhatf_{i}", f"aa_{i}", (1.0 - lam) * jnp.diag(dt[i]))
+        return J.matrix
 
     def block_matrix(self, state, inputs, t=0.0):
         """Analytic Jacobian at ``state`` and time ``t``: ``-I`` on the voltages' diagonal,

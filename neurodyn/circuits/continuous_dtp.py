@@ -58,7 +58,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from ..core import nonlinearities
-from ..core.circuit import ArraySpec, Circuit, KindInfo, register
+from ..core.circuit import ArraySpec, BlockMatrix, Circuit, KindInfo, register
 from ..core.layers import LayerSizes
 from ..core.nonlinearities import Nonlinearity
 from ..core.schedules import Constant, Schedule, current_horizon, from_spec
@@ -287,45 +287,33 @@ class ContinuousDTP(LayerSizes, Circuit):
         """Jacobian of the vector field in the order of ``state_shapes`` from the encoder
         Jacobians ``enc[l] = f'_l`` (at ``tau_{l-1}``) and decoder Jacobians ``dec[l] = g'_l``
         (at ``u_l``); ``state`` only enters through ``n``'s normalisation (timed mode)."""
-        shapes = self.state_shapes()
-        off, n = {}, 0
-        for k, s in shapes.items():
-            off[k] = n
-            n += s[0]
-        J = jnp.zeros((n, n), dtype=self.W[0].dtype)
-
-        def put(row, col, block):
-            nonlocal J
-            if row in off and col in off:
-                r, c = off[row], off[col]
-                J = J.at[r : r + shapes[row][0], c : c + shapes[col][0]].add(block)
-
-        I = lambda d: jnp.eye(d, dtype=J.dtype)  # noqa: E731
+        J = BlockMatrix(self.state_shapes(), self.W[0].dtype)
+        I = lambda d: jnp.eye(d, dtype=J.matrix.dtype)  # noqa: E731
         d, L = self.sizes, self.L
         for l in range(2, L + 1):  # du_l/dt = tau_l - h_l (gamma_l < 1) or tau_l - u_l
             fb = gam[l - 1] < 1
             if l < L:
-                put(f"u_{l}", f"a_{l}", gam[l] * I(d[l]))
-                put(f"u_{l}", f"u_{l + 1}", (1 - gam[l]) * dec[l + 1])
+                J.add(f"u_{l}", f"a_{l}", gam[l] * I(d[l]))
+                J.add(f"u_{l}", f"u_{l + 1}", (1 - gam[l]) * dec[l + 1])
             else:
-                put(f"u_{l}", f"a_{l}", (1 - (1 - gam[l - 1]) * self.beta) * I(d[l]))
-            put(f"u_{l}", f"u_{l}", jnp.where(fb, -(1 - gam[l - 1]) * enc[l] @ dec[l], -I(d[l])))
-            put(f"u_{l}", f"a_{l - 1}", jnp.where(fb, -gam[l - 1] * enc[l], 0.0))
+                J.add(f"u_{l}", f"a_{l}", (1 - (1 - gam[l - 1]) * self.beta) * I(d[l]))
+            J.add(f"u_{l}", f"u_{l}", jnp.where(fb, -(1 - gam[l - 1]) * enc[l] @ dec[l], -I(d[l])))
+            J.add(f"u_{l}", f"a_{l - 1}", jnp.where(fb, -gam[l - 1] * enc[l], 0.0))
         if self.timed:
             for l in range(1, L + 1):  # da_l/dt = (h_l - a_l) / tau_a while gamma_l = 1
                 ff = jnp.where(gam[l - 1] >= 1, 1.0 / self.tau_a, 0.0)
-                put(f"a_{l}", f"a_{l}", -ff * I(d[l]))
+                J.add(f"a_{l}", f"a_{l}", -ff * I(d[l]))
                 if l >= 2:
-                    put(f"a_{l}", f"a_{l - 1}", ff * gam[l - 1] * enc[l])
-                    put(f"a_{l}", f"u_{l}", ff * (1 - gam[l - 1]) * enc[l] @ dec[l])
+                    J.add(f"a_{l}", f"a_{l - 1}", ff * gam[l - 1] * enc[l])
+                    J.add(f"a_{l}", f"u_{l}", ff * (1 - gam[l - 1]) * enc[l] @ dec[l])
             for l in range(1, L):  # dn_l/dt = (N(a_l) - n_l) / tau_a while gamma_{l+1} = 1
                 ff = jnp.where(gam[l] >= 1, 1.0 / self.tau_a, 0.0)
                 s = self.sigma(state[f"a_{l}"])
                 q = jnp.sum(s * s)
                 dN = (I(d[l]) / q - 2.0 * jnp.outer(s, s) / q**2) * self.sigma.deriv(state[f"a_{l}"])[None, :]
-                put(f"n_{l}", f"a_{l}", ff * dN)
-                put(f"n_{l}", f"n_{l}", -ff * I(d[l]))
-        return J
+                J.add(f"n_{l}", f"a_{l}", ff * dN)
+                J.add(f"n_{l}", f"n_{l}", -ff * I(d[l]))
+        return J.matrix
 
     def _derivatives(self, state, inputs, t=0.0):
         """``f'_l`` at ``tau_{l-1}`` and ``g'_l`` at ``u_l`` (dicts by layer, l = 2..L)."""

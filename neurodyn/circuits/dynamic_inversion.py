@@ -19,7 +19,7 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
-from ..core.circuit import KindInfo, ReducedBlock, register
+from ..core.circuit import BlockMatrix, KindInfo, ReducedBlock, register
 from ..core.nonlinearities import Nonlinearity
 from ..core.stability import two_block_eigenvalues
 from ._common import CONTROLLER_OPTION_DOCS, ControllerOptions, LayerStack, error_spec, feedback_specs, forward_specs, layer_nonlinearities, preactivation_specs, relative_error, stack_array_docs
@@ -92,27 +92,16 @@ class DynamicInversion(LayerStack):
     def _assemble(self, loop_gains, couplings):
         """The Jacobian's layout: per layer ``[[-I, B_l], [loop_gains[l], -alpha I]]`` and
         ``-diag(couplings[l])`` from ``delta_l`` into ``u_l`` (l < L)."""
-        shapes = self.state_shapes()
-        offsets, n = {}, 0
-        for k, s in shapes.items():
-            offsets[k] = (n, n + s[0])
-            n += s[0]
-        J = jnp.zeros((n, n), dtype=self.W[0].dtype)
-
-        def put(row, col, block):
-            nonlocal J
-            (r0, r1), (c0, c1) = offsets[row], offsets[col]
-            J = J.at[r0:r1, c0:c1].set(block)
-
+        J = BlockMatrix(self.state_shapes(), self.W[0].dtype)
         for l in range(1, self.L + 1):
             d, u = f"delta_{l - 1}", f"u_{l}"
-            put(d, d, -jnp.eye(self.sizes[l - 1]))
-            put(d, u, self.B[l - 1])
-            put(u, d, loop_gains[l - 1])
-            put(u, u, -self.alpha * jnp.eye(self.sizes[l]))
+            J.add(d, d, -jnp.eye(self.sizes[l - 1]))
+            J.add(d, u, self.B[l - 1])
+            J.add(u, d, loop_gains[l - 1])
+            J.add(u, u, -self.alpha * jnp.eye(self.sizes[l]))
             if l < self.L:
-                put(u, f"delta_{l}", -jnp.diag(couplings[l - 1]))
-        return J
+                J.add(u, f"delta_{l}", -jnp.diag(couplings[l - 1]))
+        return J.matrix
 
     def block_matrix(self, state, inputs):
         """Analytic Jacobian: S24 ``[[-I, B_l], [W_l D_{l-1}, -alpha I]]`` per layer, and the

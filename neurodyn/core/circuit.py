@@ -229,6 +229,25 @@ def unflatten(vec: jax.Array, shapes: Mapping[str, tuple[int, ...]]) -> State:
     return out
 
 
+class BlockMatrix:
+    """A dense matrix over the flattened state (the order of ``state_shapes``), filled block
+    by block by variable name, for kinds that write their Jacobian analytically:
+    ``J.add(row, col, block)`` adds ``block`` at rows ``row`` and columns ``col``; a name that
+    is not among the shapes (a variable the kind's mode leaves out) is skipped. The result
+    is ``J.matrix``."""
+
+    def __init__(self, shapes: Mapping[str, tuple[int, ...]], dtype):
+        self.slices, n = {}, 0
+        for k, s in shapes.items():
+            self.slices[k] = slice(n, n + math.prod(s))
+            n += math.prod(s)
+        self.matrix = jnp.zeros((n, n), dtype)
+
+    def add(self, row: str, col: str, block) -> None:
+        if row in self.slices and col in self.slices:
+            self.matrix = self.matrix.at[self.slices[row], self.slices[col]].add(block)
+
+
 def jacobian(circuit: Circuit, state: State, inputs: Inputs, t: float = 0.0) -> jax.Array:
     """Dense Jacobian of the (one-sample) vector field at ``state``, via ``jax.jacfwd``."""
     shapes = circuit.state_shapes()
