@@ -10,7 +10,6 @@ stabilised by SSA) plus bp, pbp, fa_r, fa_nt. Colours follow Table 1: leak 0 blu
 SLDI dash-dot; in the stability panels negative-transpose feedback is dotted.
 """
 
-import csv
 import json
 import sys
 import tomllib
@@ -22,6 +21,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from _metrics import BASELINE_STYLE  # noqa: E402
+
+from neurodyn.io.metrics import read_metrics  # noqa: E402
 
 LEAK = {"a0": ("tab:blue", "0"), "a1e-3": ("goldenrod", "1e-3"), "a1e-2": ("tab:red", "1e-2")}
 FIXED = {
@@ -48,15 +49,11 @@ def style(label, stability=False):
 
 
 def load(folder):
-    """``{label: {column: np.array}}`` from metrics.csv (empty cells: nan)."""
-    per_rule = {}
-    for row in csv.DictReader(open(Path(folder) / "metrics.csv")):
-        per_rule.setdefault(row["rule"], []).append(row)
+    """``{label: {column: np.array}}`` (:func:`neurodyn.io.metrics.read_metrics`), without the
+    columns that only other rules fill."""
     data = {}
-    for label, rows in per_rule.items():
-        cols = [k for k in rows[0] if k != "rule"]
-        cols = {k: np.array([float(r[k]) if r[k] not in ("", None) else np.nan for r in rows]) for k in cols}
-        data[label] = {k: v for k, v in cols.items() if not np.all(np.isnan(v))}  # columns of other rules
+    for label, cols in read_metrics(folder).items():
+        data[label] = {k: v for k, v in cols.items() if not np.all(np.isnan(v))}
         absc = [v for k, v in data[label].items() if k.startswith("abscissa_S24_layer")]
         if absc:
             data[label]["abscissa_max"] = np.max(absc, axis=0)

@@ -1,7 +1,7 @@
-"""Reading the ``metrics.csv`` that ``neurodyn train`` writes, for the experiments' plot scripts."""
+"""Plot helpers of the reproductions; the metrics themselves are read by the package
+(:func:`neurodyn.io.metrics.metric_rows`)."""
 
-import csv
-from pathlib import Path
+from neurodyn.io.metrics import metric_rows
 
 
 # Line styles of the rules every reproduction plots (the figures add their own rules)
@@ -13,18 +13,13 @@ BASELINE_STYLE = {
 
 
 def load(folder) -> dict[str, list[dict]]:
-    """``{rule label: [row, ...]}`` in evaluation order."""
-    out = {}
-    with open(Path(folder) / "metrics.csv", newline="") as f:
-        for r in csv.DictReader(f):
-            out.setdefault(r["rule"], []).append(r)
-    return out
+    """``{rule label: [row, ...]}`` in evaluation order (values float, None where absent)."""
+    return metric_rows(folder)
 
 
 def value(r, key):
     """The float in column ``key`` of row ``r``, or None where it is empty or absent."""
-    v = r.get(key)
-    return None if v in (None, "") else float(v)
+    return r.get(key)
 
 
 def series(rows, key, per: float = 1.0):

@@ -40,12 +40,15 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", type=Path, help="output folder (default: out/<experiment name>)")
     tr.add_argument("--data-dir", help="folder with the MNIST IDX files (default: $NEURODYN_DATA)")
     tr.add_argument("--resume", action="store_true", help="continue from checkpoint.npz in the output folder")
+    tr.add_argument("--seed", type=int, help="use this seed instead of the file's (network, feedback, data and sample order)")
     tr.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: when stderr is a terminal)")
 
     c = sub.add_parser("check", help="validate a model file and print the resolved circuit")
     c.add_argument("model", help="model file (TOML)")
 
-    sub.add_parser("list", help="list the circuit kinds with their options and arrays")
+    ls = sub.add_parser("list", help="list the circuit kinds with their options and arrays (--rules: the training rules)")
+    ls.add_argument("--rules", action="store_true", help="list the credit-assignment rules of neurodyn train with their options")
+    ls.add_argument("--markdown", action="store_true", help="with --rules: one Markdown table (as in docs/rules.md)")
     return p
 
 
@@ -138,6 +141,11 @@ def _cmd_train(args) -> int:
     from .io.training import run_training
 
     exp = load_experiment(args.experiment)
+    if args.seed is not None:
+        if args.seed < 0:
+            _error(f"{args.experiment}: --seed: must be a non-negative integer, got {args.seed}")
+            return EXIT_INPUT
+        exp = exp.model_copy(update={"seed": args.seed})
     out = _out_dir(args, exp)
     if out is None:
         return EXIT_INPUT
@@ -188,6 +196,11 @@ def _cmd_check(args) -> int:
 def _cmd_list(args) -> int:
     from .core.circuit import REGISTRY
 
+    if args.rules:
+        from .learning.rules.listing import rules_markdown, rules_text
+
+        print(rules_markdown() if args.markdown else rules_text())
+        return EXIT_OK
     for kind in sorted(REGISTRY):
         info = REGISTRY[kind].info()
         print(f"{info.kind}: {info.summary}")

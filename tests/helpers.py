@@ -68,3 +68,24 @@ def conditioned(rng, m, n, lo=0.5, hi=1.5):
     v, _ = np.linalg.qr(rng.normal(size=(n, n)))
     k = min(m, n)
     return (u[:, :k] * rng.uniform(lo, hi, k)) @ v[:, :k].T
+
+
+def interrupted_training(monkeypatch, exp, out, at: int):
+    """Run ``neurodyn.io.training.run_training`` and interrupt it (KeyboardInterrupt) at the
+    ``at``-th evaluation interval, as a user's Ctrl-C would; the checkpoint stays in ``out``."""
+    import pytest
+
+    from neurodyn.io import training
+
+    real, calls = training.run_steps, {"n": 0}
+
+    def flaky(*args, **kw):
+        calls["n"] += 1
+        if calls["n"] == at:
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    monkeypatch.setattr(training, "run_steps", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        training.run_training(exp, out)
+    monkeypatch.setattr(training, "run_steps", real)

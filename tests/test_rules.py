@@ -174,11 +174,11 @@ def test_pbp_matrix_is_the_moore_penrose_inverse(shape):
 def test_sldi_feedback_is_minus_the_product_of_sequential_feedback():
     """Supplement 7.3: SLDI's B = -B_1 B_2 of sequential DI's feedback matrices; for the
     negative transpose that is -W_1^T W_2^T (the network's W_2, W_3 here)."""
-    from neurodyn.learning.feedback import make_rule
+    from neurodyn.learning.rules import make_rule
 
     net = _net([7, 6, 5, 4], ["tanh", "tanh", "linear"])
-    di, _ = make_rule("di", net, feedback="random", scale=0.3, seed=3)
-    sldi, _ = make_rule("sldi", net, feedback="random", scale=0.3, seed=3)
+    di, _ = make_rule("di", net, feedback="random", feedback_scale=0.3, seed=3)
+    sldi, _ = make_rule("sldi", net, feedback="random", feedback_scale=0.3, seed=3)
     assert sldi.B.shape == (6, 4)
     assert rel(sldi.B, -di.B[0] @ di.B[1]) < 1e-15
     di, _ = make_rule("di", net, feedback="neg_transpose")

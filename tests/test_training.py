@@ -11,6 +11,8 @@ from neurodyn.io import training
 from neurodyn.io.errors import ModelError
 from neurodyn.io.experiment import load_experiment
 
+from helpers import interrupted_training
+
 EXPERIMENT = """
 name = "small"
 seed = 1
@@ -90,24 +92,12 @@ def test_resume_after_interrupt_gives_the_same_weights(tmp_path, monkeypatch):
     rules = "[rules.di]\nleak = 0.01\nfeedback = \"ssa\"\nfeedback_scale = 0.3\n[rules.fa]\nfeedback = \"random\"\n"
     exp = load_experiment(_write(tmp_path, steps=120, every=40, batch=2, rules=rules))
     training.run_training(exp, tmp_path / "full")
-    calls = {"n": 0}
-    real = training.run_steps
-
-    def flaky(*args, **kw):
-        calls["n"] += 1
-        if calls["n"] == 5:  # second rule, second interval
-            raise KeyboardInterrupt
-        return real(*args, **kw)
-
-    monkeypatch.setattr(training, "run_steps", flaky)
-    with pytest.raises(KeyboardInterrupt):
-        training.run_training(exp, tmp_path / "cut")
-    monkeypatch.setattr(training, "run_steps", real)
+    interrupted_training(monkeypatch, exp, tmp_path / "cut", at=5)  # second rule, second interval
 
     def no_ssa(*args, **kw):
         raise AssertionError("the resumed run must take its SSA feedback from the checkpoint")
 
-    monkeypatch.setattr("neurodyn.learning.feedback.stabilize", no_ssa)
+    monkeypatch.setattr("neurodyn.learning.rules.feedback.stabilize", no_ssa)
     summary = training.run_training(exp, tmp_path / "cut", resume=True)
     assert summary["rules"]["di"]["ssa"]["success"] and summary["rules"]["di"]["feedback"] == "ssa"
     with np.load(tmp_path / "full" / "checkpoint.npz") as a, np.load(tmp_path / "cut" / "checkpoint.npz") as b:
@@ -184,7 +174,7 @@ def test_clip_bounds_the_backpropagated_signals_not_the_output_error():
     from neurodyn.learning.losses import output_error
     from neurodyn.learning.network import init_network
     from neurodyn.learning.rules import BP
-    from neurodyn.learning.train import weight_updates
+    from neurodyn.learning.optimizer import SGD
 
     rng = np.random.default_rng(0)
     net = init_network([4, 6, 3], ["tanh", "linear"], scale=2.0)
@@ -193,10 +183,10 @@ def test_clip_bounds_the_backpropagated_signals_not_the_output_error():
     d1, d2 = BP().signals(net, fwd, output_error("squared_error", net, fwd, t))
     clip = 0.5 * float(np.min(np.linalg.norm(d1, axis=1)))
     assert float(np.min(np.linalg.norm(d2, axis=1))) > clip
-    (dW1, dW2), (db1, db2) = weight_updates(BP(), net, "squared_error", x, t, clip)
+    (dW1, dW2), (db1, db2) = BP().updates(net, x, t, "squared_error", SGD(lr=1.0, clip=clip))
     scale = clip / np.linalg.norm(d1, axis=1, keepdims=True)
     assert np.allclose(db1, np.sum(scale * d1, axis=0), rtol=1e-12)
     assert np.allclose(dW1, (scale * d1).T @ x, rtol=1e-12)
     assert np.allclose(db2, np.sum(d2, axis=0), rtol=1e-12)
-    _, (_, db2c) = weight_updates(BP(), net, "squared_error", x, t, clip, clip_output=True)
+    _, (_, db2c) = BP().updates(net, x, t, "squared_error", SGD(lr=1.0, clip=clip, clip_output=True))
     assert np.allclose(db2c, np.sum(clip / np.linalg.norm(d2, axis=1, keepdims=True) * d2, axis=0), rtol=1e-12)

@@ -22,7 +22,7 @@ import numpy as np
 import neurodyn as nd
 from neurodyn.io.experiment import load_experiment
 from neurodyn.io.training import load_data
-from neurodyn.learning.feedback import make_rule
+from neurodyn.learning.rules import RULES as REGISTRY
 from neurodyn.learning.losses import output_error
 from neurodyn.learning.network import init_network
 
@@ -49,8 +49,7 @@ def main(ckpt_dir):
     ]
     for label in RULES:
         spec = exp.rules[label]
-        rule, _ = make_rule(spec.rule, net0, feedback=spec.feedback, scale=spec.feedback_scale, leak=spec.leak,
-                            controller=spec.controller, method=spec.method, ssa_margin=spec.ssa_margin, seed=exp.seed)
+        rule, _ = REGISTRY[spec.rule].build(net0, spec, seed=exp.seed, lr=exp.training.lr)
         W_end = tuple(jnp.asarray(z[f"{label}/W{l}"]) for l in (1, 2))
         b_end = tuple(jnp.asarray(z[f"{label}/b{l}"]) for l in (1, 2))
         net_end = eqx.tree_at(lambda n: (n.W, n.b), net0, (W_end, b_end))

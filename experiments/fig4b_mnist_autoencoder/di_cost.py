@@ -27,11 +27,10 @@ import jax.numpy as jnp
 jax.config.update("jax_enable_x64", True)
 from neurodyn.circuits.dynamic_inversion import DynamicInversion  # noqa: E402
 from neurodyn.learning.data import mnist  # noqa: E402
-from neurodyn.learning.feedback import make_rule  # noqa: E402
 from neurodyn.learning.losses import output_error  # noqa: E402
 from neurodyn.learning.network import init_network  # noqa: E402
-from neurodyn.learning.rules import DI  # noqa: E402
-from neurodyn.learning.train import feedback_abscissa  # noqa: E402
+from neurodyn.learning.rules import DI, make_rule  # noqa: E402
+from neurodyn.learning.metrics import feedback_abscissa  # noqa: E402
 
 
 class JointDynamicInversion(DynamicInversion):
@@ -66,7 +65,7 @@ n_batch = int(sys.argv[1]) if len(sys.argv) > 1 else 100
 n_joint = int(sys.argv[2]) if len(sys.argv) > 2 else 4
 data = mnist(os.environ.get("NEURODYN_DATA", ROOT.parent / "shared" / "data" / "mnist"), task="autoencoder")
 net = init_network([784, 500, 250, 30, 250, 500, 784], ["tanh", "tanh", "linear", "tanh", "tanh", "linear"], seed=0)
-ndi, _ = make_rule("ndi", net, feedback="random", scale=0.01, leak=1e-2, seed=0)
+ndi, _ = make_rule("ndi", net, feedback="random", feedback_scale=0.01, leak=1e-2, seed=0)
 di = DI(B=ndi.B, alpha=1e-2, controller="linearized", method="equilibrium")
 joint = JointDI(B=ndi.B, alpha=1e-2, controller="linearized", method="equilibrium")
 

@@ -4,32 +4,39 @@ one-line :class:`ModelError` naming the file and the key.
 
 ```toml
 name = "linear_regression"
-seed = 0                                   # network init, feedback init, data order
+seed = 0                                   # network init, feedback init, data order (--seed overrides)
 
 [network]
 sizes = [30, 20, 10]
 nonlinearities = ["linear", "linear"]      # one per layer; "softmax" allowed last
-init_scale = 0.01                          # W ~ U(-s, s), biases 0
+init = "uniform"                           # uniform: W ~ U(-s, s); normal: W ~ N(0, s^2 / fan-in);
+                                           # data: the student's weights of kind student_teacher
+init_scale = 0.01                          # s
+biases = true                              # false: biases stay zero (the plastic circuits need false)
 loss = "squared_error"                     # or "cross_entropy"
 
 [data]
-kind = "linear_regression"                 # linear_regression | nonlinear_regression | mnist
+kind = "linear_regression"                 # linear_regression | nonlinear_regression | student_teacher | mnist
 n_train = 2000
 n_test = 500
+# nonlinear_regression: teacher_scale; student_teacher: distance = 8.0, condition = 0.4;
+# mnist: task = "classification" | "autoencoder", data_dir, pca = 50 (principal components)
 
 [training]
-lr = 1e-2
+lr = 1e-2                                  # every rule's rate unless its table sets lr
 weight_decay = 0.0
 clip = 10.0                                # max ||delta_l|| per sample, hidden layers (omit: no clipping)
 clip_output = false                        # clip the output error too (default false, as 7.7.1)
 batch_size = 1
 steps = 2000                               # or epochs = 3
 eval_every = 100
-eval_samples = 500                         # samples for the angle / residual metrics
+eval_samples = 500                         # training samples for the train loss
+probe_samples = 500                        # the first of those for angles and steady states (default: all)
+gauss_newton_angles = true                 # angle of each hidden update to the Gauss-Newton-target update
 
 [rules.bp]
 [rules.fa_random]
-rule = "fa"
+rule = "fa"                                # the registered rule (default: the label)
 feedback = "random"                        # random | neg_transpose | ssa
 feedback_scale = 0.5
 [rules.di]
@@ -37,7 +44,13 @@ leak = 0.01
 controller = "nonlinear"
 method = "equilibrium"                     # or "ode": steady state by integration
 feedback = "neg_transpose"
+[rules.mixture]
+rule = "dendritic_mixture"                 # a plastic circuit: weights are ODE state
+phases = "two"
 ```
+
+Each rule's table takes only the options of that rule (``neurodyn list --rules``,
+``docs/rules.md``); any other key is an error naming the rule and the key.
 """
 
 from __future__ import annotations
@@ -51,8 +64,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ..core.nonlinearities import parse
 from ..learning.losses import LOSSES
-from ..learning.rules import RULES
-from .errors import ModelError, check_keys
+from ..learning.rules import RULES, RuleOptions
+from .errors import ModelError, check_keys, suggest
 from .model import _pydantic_error
 
 TOP_KEYS = ("name", "description", "seed", "network", "data", "training", "rules")
@@ -64,6 +77,8 @@ class NetworkSpec(BaseModel):
     sizes: list[int]
     nonlinearities: list[str]
     init_scale: float = Field(0.01, gt=0)
+    init: Literal["uniform", "normal", "data"] = "uniform"
+    biases: bool = True
     loss: str = "squared_error"
 
     @model_validator(mode="after")
@@ -84,12 +99,21 @@ class NetworkSpec(BaseModel):
 
 class DataSpec(BaseModel):
     model_config = STRICT
-    kind: Literal["linear_regression", "nonlinear_regression", "mnist"]
+    kind: Literal["linear_regression", "nonlinear_regression", "student_teacher", "mnist"]
     n_train: int | None = Field(None, gt=0)
     n_test: int | None = Field(None, gt=0)
     task: Literal["classification", "autoencoder"] = "classification"
     teacher_scale: float = Field(0.01, gt=0)
     data_dir: str | None = None
+    pca: int | None = Field(None, gt=0)
+    distance: float = Field(8.0, ge=0)
+    condition: float = Field(0.4, ge=0)
+
+    @model_validator(mode="after")
+    def _pca(self):
+        if self.pca is not None and (self.kind != "mnist" or self.task != "classification"):
+            raise ValueError("pca applies to kind = \"mnist\" with task = \"classification\"")
+        return self
 
 
 class TrainingSpec(BaseModel):
@@ -103,30 +127,13 @@ class TrainingSpec(BaseModel):
     epochs: float | None = Field(None, gt=0)
     eval_every: int = Field(100, gt=0)
     eval_samples: int = Field(500, gt=0)
+    probe_samples: int | None = Field(None, gt=0)
+    gauss_newton_angles: bool = True
 
     @model_validator(mode="after")
     def _length(self):
         if (self.steps is None) == (self.epochs is None):
             raise ValueError("give exactly one of steps or epochs")
-        return self
-
-
-class RuleSpec(BaseModel):
-    model_config = STRICT
-    rule: str
-    feedback: Literal["random", "neg_transpose", "ssa"] = "neg_transpose"
-    feedback_scale: float = Field(1.0, gt=0)
-    leak: float = Field(0.0, ge=0)
-    controller: Literal["nonlinear", "linearized"] = "nonlinear"
-    method: Literal["equilibrium", "ode"] = "equilibrium"
-    ssa_margin: float = Field(0.01, ge=0)  # tiny forward weights (U(-0.01, 0.01)) make -0.1 slow to reach
-
-    @model_validator(mode="after")
-    def _known(self):
-        if self.rule not in RULES:
-            from .errors import suggest
-
-            raise ValueError(f"unknown rule '{self.rule}'{suggest(self.rule, RULES)}")
         return self
 
 
@@ -139,7 +146,7 @@ class Experiment(BaseModel):
     network: NetworkSpec
     data: DataSpec
     training: TrainingSpec
-    rules: dict[str, RuleSpec]
+    rules: dict[str, RuleOptions]
 
     def total_steps(self, n_train: int) -> int:
         t = self.training
@@ -168,25 +175,46 @@ def load_experiment(path: str | Path) -> Experiment:
     rules_table = data.get("rules")
     if not isinstance(rules_table, dict) or not rules_table:
         raise ModelError(file, "[rules]", "name at least one rule, e.g. [rules.bp]")
-    rules = {}
-    for label, table in rules_table.items():
-        if not isinstance(table, dict):
-            raise ModelError(file, f"[rules.{label}]", "must be a table")
-        table = {"rule": label, **table}
-        check_keys(file, f"[rules.{label}]", table, RuleSpec.model_fields)
-        try:
-            rules[label] = RuleSpec(**table)
-        except ValidationError as err:
-            raise _pydantic_error(file, f"[rules.{label}]", err) from None
     seed = data.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ModelError(file, "seed", f"must be a non-negative integer, got {seed!r}")
-    L = len(sections["network"].sizes) - 1
-    for label, r in rules.items():
-        need = {"sldi": 3, "dfa": 2, "fa": 2, "ndi": 2, "di": 2, "pbp": 2}.get(r.rule, 1)
-        if L < need:
-            raise ModelError(file, f"[rules.{label}].rule", f"{r.rule} needs a network of at least {need} layers ({need - 1} hidden); this one has {L}")
+    rules = {label: _rule_options(file, label, table, sections["network"]) for label, table in rules_table.items()}
+    if sections["network"].init == "data" and sections["data"].kind != "student_teacher":
+        raise ModelError(file, "[network].init", "init = \"data\" takes the student's weights from [data] kind = \"student_teacher\"; use uniform or normal")
     return Experiment(
         path=file, name=str(data.get("name", file.stem)), description=str(data.get("description", "")), seed=seed,
         rules=rules, **sections,
     )
+
+
+def _rule_options(file, label: str, table, network: NetworkSpec) -> RuleOptions:
+    """The validated options of ``[rules.<label>]``: the rule named by ``rule`` (default: the
+    label) from the registry, with only the keys its ``Options`` declares."""
+    where = f"[rules.{label}]"
+    if not isinstance(table, dict):
+        raise ModelError(file, where, "must be a table")
+    table = {"rule": label, **table}
+    name = table["rule"]
+    if not isinstance(name, str) or name not in RULES:
+        key = f"{where}.rule" if "rule" in table and name != label else where
+        raise ModelError(file, key, f"unknown rule '{name}'{suggest(str(name), RULES)} (neurodyn list --rules shows them)")
+    cls = RULES[name]
+    allowed = cls.Options.keys()
+    for key in table:
+        if key in cls.Options.derived:
+            raise ModelError(file, f"{where}.{key}", f"rule '{name}' takes {key} from {cls.Options.derived[key]}; remove it")
+        if key not in allowed:
+            raise ModelError(file, f"{where}.{key}", f"rule '{name}' has no option '{key}'{suggest(key, allowed)} (its options: {', '.join(allowed)})")
+    try:
+        options = cls.Options(**table)
+    except ValidationError as err:
+        raise _pydantic_error(file, where, err) from None
+    L = len(network.sizes) - 1
+    if L < cls.min_layers:
+        need = cls.min_layers
+        raise ModelError(file, f"{where}.rule", f"{name} needs a network of at least {need} layers ({need - 1} hidden); this one has {L}")
+    try:
+        options.check_network(network)
+    except ValueError as err:
+        raise ModelError(file, where, str(err)) from None
+    return options

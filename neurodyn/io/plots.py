@@ -130,6 +130,13 @@ def spectrum_plot(path: Path, spectra: dict[str, np.ndarray], target: float | No
     plt.close(fig)
 
 
+_UNITS = (
+    ("angle_", "degrees"), ("abscissa_", "max Re(eigenvalue)"), ("norm_", "Frobenius norm"), ("wall_per_update", "s per update"),
+    ("steady_state_residual", "max |dy/dt|"), ("steady_state_", "fraction of samples"), ("test_accuracy", "fraction correct"),
+    ("train_nmse", "normalised MSE"), ("train_loss", "loss"), ("test_loss", "loss"),
+)
+
+
 def learning_curves_plot(path: Path, rows: list[dict], title: str) -> None:
     """One panel per metric against the training step, one line per rule."""
     skip = {"rule", "step", "wall_s", "steady_state_converged"}
@@ -144,10 +151,11 @@ def learning_curves_plot(path: Path, rows: list[dict], title: str) -> None:
             if pts:
                 x, y = zip(*pts)
                 ax.plot(x, y, label=rule)
-        if any(k in metric for k in ("loss", "nmse", "residual")):
+        if any(k in metric for k in ("loss", "nmse", "residual", "wall_per_update")):
             ax.set_yscale("log")
         ax.set_title(metric, fontsize=9)
-        ax.set_xlabel("step")
+        ax.set_xlabel("update (mini-batch)")
+        ax.set_ylabel(next((unit for prefix, unit in _UNITS if metric.startswith(prefix)), ""), fontsize=8)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(metrics):]:
         ax.axis("off")

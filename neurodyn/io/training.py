@@ -23,10 +23,10 @@ import numpy as np
 
 from .. import __version__
 from ..learning import data as datasets
-from ..learning.feedback import make_rule
+from ..learning.metrics import alignment, feedback_abscissa, steady_state_metrics
 from ..learning.network import init_network
-from ..learning.rules import CircuitRule
-from ..learning.train import SGD, alignment, batches, evaluate, feedback_abscissa, run_steps, steady_state_metrics
+from ..learning.rules import RULES
+from ..learning.train import SGD, batches, evaluate, run_steps
 from .errors import ModelError, NumericalError
 from .experiment import Experiment
 from .plots import learning_curves_plot
@@ -42,34 +42,70 @@ def load_data(exp: Experiment, data_dir: str | None):
         return datasets.nonlinear_regression(
             d.n_train or 2000, d.n_test or 500, tuple(sizes), tuple(exp.network.nonlinearities), seed=exp.seed, weight_scale=d.teacher_scale
         )
+    if d.kind == "student_teacher":
+        return datasets.student_teacher(
+            d.n_train or 2000, d.n_test or 1000, tuple(sizes), tuple(exp.network.nonlinearities), distance=d.distance,
+            condition=d.condition, seed=exp.seed,
+        )
     ds = datasets.mnist(data_dir or d.data_dir, task=d.task, n_train=d.n_train, n_test=d.n_test, seed=exp.seed)
+    if d.pca is not None:
+        try:
+            ds = datasets.principal_components(ds, d.pca)
+        except ValueError as err:
+            raise ModelError(exp.path, "[data].pca", str(err)) from None
     if ds.x_train.shape[1] != sizes[0] or ds.y_train.shape[1] != sizes[-1]:
         raise ModelError(exp.path, "[network].sizes", f"MNIST ({d.task}) needs {ds.x_train.shape[1]} inputs and {ds.y_train.shape[1]} outputs")
     return ds
 
 
-def _metrics_row(label, step, rule, net, exp, data, xe, te, wall):
-    loss = exp.network.loss
-    train = evaluate(net, loss, xe, te)
-    test = evaluate(net, loss, jnp.asarray(data.x_test), jnp.asarray(data.y_test))
+def initial_network(exp: Experiment, data):
+    """The network every rule starts from: drawn from the seed, or the student's weights
+    of a student-teacher data set (``init = "data"``)."""
+    n = exp.network
+    net = init_network(n.sizes, n.nonlinearities, seed=exp.seed, scale=n.init_scale, init="uniform" if n.init == "data" else n.init, biases=n.biases)
+    if n.init == "data":
+        W = tuple(jnp.asarray(w, net.W[0].dtype) for w in data.teacher["student"])
+        net = eqx.tree_at(lambda m: m.W, net, W)
+    return net
+
+
+def _metrics_row(label, step, rule, net, exp, data, probe, wall, per_update):
+    """One row of metrics.csv for ``rule`` at ``step``: losses (and accuracy), the angles of
+    its update to BP's and to the Gauss-Newton-target update, Frobenius norms of the weights
+    (and of the arrays the rule learns itself), S24 abscissae, steady-state
+    fractions for circuit rules, wall time since the start and per update of the last
+    interval (compilation included in the first)."""
+    loss, t = exp.network.loss, exp.training
+    classification = data.task == "classification"
+    xe, te = probe["eval"]
+    train = evaluate(net, loss, xe, te, classification)
+    test = evaluate(net, loss, jnp.asarray(data.x_test), jnp.asarray(data.y_test), classification)
     row = {"rule": label, "step": step, "train_loss": float(train["loss"]), "test_loss": float(test["loss"])}
     if "accuracy" in test:
         row["test_accuracy"] = float(test["accuracy"])
-    for l, angle in enumerate(np.asarray(alignment(rule, net, loss, xe, te)), start=1):
+    frozen = tuple(exp.rules[label].frozen_layers)
+    angles = alignment(rule, net, loss, *probe["angles"], frozen=frozen, gauss_newton=t.gauss_newton_angles)
+    for l, angle in enumerate(np.asarray(angles["bp"]), start=1):
         row[f"angle_bp_W{l}"] = float(angle)
+    for l, angle in enumerate(np.asarray(angles.get("gn", [])), start=1):
+        row[f"angle_gn_W{l}"] = float(angle)
+    for l, W in enumerate(net.W, start=1):
+        row[f"norm_W{l}"] = float(jnp.linalg.norm(W))
+    for name, value in rule.learned_arrays().items():
+        row[f"norm_{name}"] = float(jnp.linalg.norm(value))
     for l, sa in enumerate(feedback_abscissa(rule, net), start=2):
         row[f"abscissa_S24_layer{l}"] = sa
-    if isinstance(rule, CircuitRule):
-        residual, converged, stable = steady_state_metrics(rule, net, loss, xe, te)
-        row["steady_state_residual"] = float(residual)
-        row["steady_state_converged"] = float(converged)
-        row["steady_state_stable"] = float(stable)
+    ss = steady_state_metrics(rule, net, loss, *probe["angles"])
+    if ss is not None:
+        for key in ("residual", "converged", "stable"):
+            row[f"steady_state_{key}"] = float(ss[key]) if key in ss else float("nan")
     row["wall_s"] = wall
+    row["wall_per_update_s"] = per_update
     return row
 
 
-def _finite(net) -> bool:
-    return all(bool(jnp.all(jnp.isfinite(w))) for w in jax.tree_util.tree_leaves((net.W, net.b)))
+def _finite(tree) -> bool:
+    return all(bool(jnp.all(jnp.isfinite(w))) for w in jax.tree_util.tree_leaves(eqx.filter(tree, eqx.is_inexact_array)))
 
 
 def run_training(exp: Experiment, out_dir: Path, *, data_dir: str | None = None, resume: bool = False, progress: bool = False) -> dict:
@@ -81,10 +117,11 @@ def run_training(exp: Experiment, out_dir: Path, *, data_dir: str | None = None,
     data = load_data(exp, data_dir)
     t = exp.training
     total = exp.total_steps(data.n_train)
-    opt = SGD(lr=t.lr, weight_decay=t.weight_decay, clip=t.clip, batch_size=t.batch_size, clip_output=t.clip_output)
-    net0 = init_network(exp.network.sizes, exp.network.nonlinearities, seed=exp.seed, scale=exp.network.init_scale)
+    net0 = initial_network(exp, data)
     n_eval = min(t.eval_samples, data.n_train)
     xe, te = jnp.asarray(data.x_train[:n_eval]), jnp.asarray(data.y_train[:n_eval])
+    n_probe = min(t.probe_samples or n_eval, n_eval)
+    probe = {"eval": (xe, te), "angles": (xe[:n_probe], te[:n_probe])}
     ckpt_path = Path(out_dir) / "checkpoint.npz"
     state = _load_checkpoint(ckpt_path, exp) if resume else {}
     rows = state.get("rows", [])
@@ -94,36 +131,41 @@ def run_training(exp: Experiment, out_dir: Path, *, data_dir: str | None = None,
         from tqdm import tqdm
 
         bar = tqdm(total=total * len(exp.rules), desc="train", unit="step")
-    for label, spec in exp.rules.items():
+    for label, options in exp.rules.items():
         saved = state.get("feedback", {}).get(label)
-        rule, info = make_rule(
-            # a resumed rule gets its feedback from the checkpoint: build only its structure
-            spec.rule, net0, feedback="random" if saved and spec.feedback == "ssa" else spec.feedback,
-            scale=spec.feedback_scale, leak=spec.leak, controller=spec.controller, method=spec.method,
-            ssa_margin=spec.ssa_margin, seed=exp.seed,
-        )
+        cls = RULES[options.rule]
+        # a resumed rule gets its own arrays from the checkpoint: build only its structure
+        lr = options.lr or t.lr
+        rule, info = cls.build(net0, options.for_restore() if saved else options, seed=exp.seed, lr=lr)
         if saved is not None:
             rule, info = _restore_feedback(rule, saved, ckpt_path, label)
         state.setdefault("feedback", {})[label] = (rule, info)
-        rules_info[label] = {**spec.model_dump(), **info}  # every option as resolved, plus the feedback actually drawn
+        rules_info[label] = {**options.model_dump(), **info}  # every option as resolved, plus what was drawn
+        opt = SGD(
+            lr=lr, weight_decay=t.weight_decay, clip=t.clip, batch_size=t.batch_size, clip_output=t.clip_output,
+            frozen=tuple(options.frozen_layers),
+        )
         net, step = state.get("networks", {}).get(label, (net0, 0))
         start_wall = time.perf_counter() - state.get("wall", {}).get(label, 0.0)
         if step == 0 and not any(r["rule"] == label for r in rows):
-            rows.append(_metrics_row(label, 0, rule, net, exp, data, xe, te, 0.0))
+            rows.append(_metrics_row(label, 0, rule, net, exp, data, probe, 0.0, float("nan")))
         if bar is not None:
             bar.update(step)
         status[label] = "completed"
         while step < total:
             n = min(t.eval_every, total - step)
             xs, ts = batches(data.x_train, data.y_train, start=step, steps=n, batch_size=t.batch_size, seed=exp.seed)
-            net = run_steps(rule, net, exp.network.loss, opt, xs, ts)
+            t0 = time.perf_counter()
+            net, rule = jax.block_until_ready(run_steps(rule, net, exp.network.loss, opt, xs, ts))
+            per_update = (time.perf_counter() - t0) / n
             step += n
-            if not _finite(net):
+            if not _finite((net, rule)):
                 status[label] = f"diverged (non-finite weights by step {step})"
                 break
             wall = time.perf_counter() - start_wall
-            rows.append(_metrics_row(label, step, rule, net, exp, data, xe, te, wall))
+            rows.append(_metrics_row(label, step, rule, net, exp, data, probe, wall, per_update))
             state.setdefault("networks", {})[label] = (net, step)
+            state["feedback"][label] = (rule, info)
             state.setdefault("wall", {})[label] = wall
             state["rows"] = rows
             _save_checkpoint(ckpt_path, exp, state)
@@ -152,8 +194,8 @@ def _summary(exp, data, rows, rules_info, status, total) -> dict:
         if unstable:
             warnings[label] = (
                 f"unstable fixed points at {len(unstable)} of {len(mine)} evaluations (first at step {unstable[0]}, "
-                f"lowest stable fraction {min(r.get('steady_state_stable', 1.0) for r in mine):.2f}): its learning signal is the "
-                "Newton fixed point, which the circuit's own dynamics would not reach"
+                f"lowest stable fraction {min(r.get('steady_state_stable', 1.0) for r in mine):.2f}): "
+                f"{RULES[exp.rules[label].rule].unstable_note}"
             )
     return {
         "name": exp.name,
@@ -200,7 +242,10 @@ def _write_results(out_dir, rows, summary):
 
 # --- checkpoints --------------------------------------------------------------------
 def _save_checkpoint(path: Path, exp: Experiment, state: dict) -> None:
-    arrays = {"experiment": np.asarray(exp.path.read_text()), "rows": np.asarray(json.dumps(jsonable(state["rows"])))}
+    arrays = {
+        "experiment": np.asarray(exp.path.read_text()), "seed": np.asarray(exp.seed),
+        "rows": np.asarray(json.dumps(jsonable(state["rows"]))),
+    }
     for label, (net, step) in state["networks"].items():
         arrays[f"{label}/step"] = np.asarray(step)
         arrays[f"{label}/wall"] = np.asarray(state["wall"][label])
@@ -220,8 +265,10 @@ def _load_checkpoint(path: Path, exp: Experiment) -> dict:
     with np.load(path, allow_pickle=False) as z:
         if str(z["experiment"]) != exp.path.read_text():
             raise ModelError(path, None, "the checkpoint belongs to a different experiment file; use another --out or drop --resume")
+        if "seed" in z.files and int(z["seed"]) != exp.seed:
+            raise ModelError(path, None, f"the checkpoint was trained with seed {int(z['seed'])}, not {exp.seed}; use the same --seed or another --out")
         rows = json.loads(str(z["rows"]))
-        net0 = init_network(exp.network.sizes, exp.network.nonlinearities, seed=exp.seed, scale=exp.network.init_scale)
+        net0 = init_network(exp.network.sizes, exp.network.nonlinearities, biases=exp.network.biases)
         networks, wall, feedback = {}, {}, {}
         for label in exp.rules:
             if f"{label}/step" not in z:

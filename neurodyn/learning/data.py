@@ -74,7 +74,9 @@ __all__ = [
     "linear_regression",
     "mnist",
     "nonlinear_regression",
+    "principal_components",
     "read_idx",
+    "student_teacher",
     "teacher_forward",
 ]
 
@@ -308,6 +310,77 @@ def nonlinear_regression(
         ),
         teacher=teacher,
         meta={"seed": seed, "weight_scale": w, "target_rms": rms, "target_std_over_samples": spread},
+    )
+
+
+def _conditioned(rng, draw, condition: float, tries: int = 10_000) -> np.ndarray:
+    """``draw(rng)`` repeated until ``sigma_min * sigma_max > condition``."""
+    for _ in range(tries):
+        W = draw(rng)
+        sv = np.linalg.svd(W, compute_uv=False)
+        if sv[0] * sv[-1] > condition:
+            return W
+    raise ValueError(f"no draw with sigma_min sigma_max > {condition} in {tries} tries; lower condition")
+
+
+def student_teacher(
+    n_train: int,
+    n_test: int,
+    sizes: Sequence[int] = (6, 6, 6),
+    nonlinearities: Sequence[str] = ("leaky_relu:0.35", "linear"),
+    *,
+    distance: float = 8.0,
+    condition: float = 0.4,
+    seed: int = 0,
+    dtype=np.float64,
+) -> Dataset:
+    """The student-teacher regression of the target-propagation thesis (section 5.1.3).
+
+    Teacher weights ``T_l ~ N(0, 1)``, no biases, ``t = h_L`` of the teacher network for
+    ``x ~ N(0, I)`` (the thesis says "random inputs"). The student's initial weights lie at
+    Frobenius distance ``distance`` from the teacher's, ``W_l = T_l + distance D / ||D||_F``
+    with ``D ~ N(0, 1)``. Every layer above the first, of teacher and student, is redrawn
+    until ``sigma_min sigma_max > condition`` (the thesis's condition on ``W_2``).
+    ``teacher`` holds ``weights``, ``biases`` (zeros), ``nonlinearities`` and ``student``
+    (the student's initial weights, used by ``[network] init = "data"``).
+    """
+    from ..core.nonlinearities import parse
+
+    sizes = tuple(int(v) for v in sizes)
+    nonlinearities = tuple(str(parse(g)) for g in nonlinearities)
+    if len(sizes) < 2 or len(nonlinearities) != len(sizes) - 1:
+        raise ValueError(f"need >= 2 sizes and one nonlinearity per layer, got {sizes} and {nonlinearities}")
+    if not (math.isfinite(distance) and distance >= 0 and math.isfinite(condition) and condition >= 0):
+        raise ValueError("distance and condition must be finite and non-negative")
+    _check_sizes(n_train=n_train, n_test=n_test, **{f"d_{i}": d for i, d in enumerate(sizes)})
+    teacher_rng, student_rng, train_rng, test_rng = _streams(seed, 4)
+    shapes = [(sizes[l], sizes[l - 1]) for l in range(1, len(sizes))]
+    teacher_W, student_W = [], []
+    for l, shape in enumerate(shapes, start=1):
+        draw = lambda rng, shape=shape: rng.standard_normal(shape)  # noqa: E731
+        T = _conditioned(teacher_rng, draw, condition) if l > 1 else draw(teacher_rng)
+
+        def near(rng, T=T, shape=shape):
+            D = rng.standard_normal(shape)
+            return T + distance * D / np.linalg.norm(D)
+
+        teacher_W.append(T)
+        student_W.append(_conditioned(student_rng, near, condition) if l > 1 else near(student_rng))
+    teacher = {
+        "weights": tuple(teacher_W), "biases": tuple(np.zeros(d) for d in sizes[1:]), "nonlinearities": nonlinearities,
+        "student": tuple(student_W),
+    }
+    x_train, x_test = train_rng.standard_normal((n_train, sizes[0])), test_rng.standard_normal((n_test, sizes[0]))
+    arch = "-".join(map(str, sizes))
+    return Dataset(
+        x_train=x_train.astype(dtype), y_train=teacher_forward(teacher, x_train).astype(dtype),
+        x_test=x_test.astype(dtype), y_test=teacher_forward(teacher, x_test).astype(dtype),
+        task="regression", name="student_teacher",
+        description=(
+            f"student-teacher regression (TP thesis 5.1.3): teacher {arch} {'-'.join(nonlinearities)}, weights ~ N(0, 1), "
+            f"no biases, x ~ N(0, I); student starts at distance {distance:g}; sigma_min sigma_max > {condition:g} above layer 1; seed {seed}"
+        ),
+        teacher=teacher, meta={"seed": seed, "distance": distance, "condition": condition},
     )
 
 
@@ -570,5 +643,28 @@ def mnist(
         description=f"MNIST {task} ({split_text}); {len(train_idx)} train / {len(test_idx)} test; {prep}",
         labels_train=l_train,
         labels_test=l_test,
+        meta=meta,
+    )
+
+
+# --------------------------------------------------------------------------- preprocessing
+
+
+def principal_components(ds: Dataset, k: int) -> Dataset:
+    """``ds`` with its inputs replaced by their first ``k`` principal components, fitted on
+    the (already centred) training inputs only and applied unchanged to the test inputs,
+    then scaled by one number so that the training components have mean variance 1.
+    Targets are kept (an autoencoder's ``y`` stays the pixels)."""
+    if not 0 < k <= min(ds.x_train.shape):
+        raise ValueError(f"pca = {k} needs 1 <= k <= min(n_train, d_in) = {min(ds.x_train.shape)}")
+    mean = ds.x_train.mean(axis=0)
+    _, _, Vt = np.linalg.svd(ds.x_train - mean, full_matrices=False)
+    P = Vt[:k].T
+    z_train, z_test = (ds.x_train - mean) @ P, (ds.x_test - mean) @ P
+    scale = np.sqrt(np.mean(z_train**2))
+    meta = {**ds.meta, "pca_components": k, "pca_scale": float(scale)}
+    return dataclasses.replace(
+        ds, x_train=z_train / scale, x_test=z_test / scale, name=f"{ds.name}_pca{k}",
+        description=f"{ds.description}; inputs: first {k} principal components of the training inputs, scaled to mean variance 1",
         meta=meta,
     )

@@ -41,6 +41,7 @@ class Network(LayerSizes, eqx.Module):
     W: tuple
     b: tuple
     s: tuple  # s[l-1] is the nonlinearity of layer l
+    biases: bool = eqx.field(static=True, default=True)  # False: b stays zero (apply_updates skips it)
 
     def forward(self, x) -> "Forward":
         """One sample (or a batch, leading axis): every ``a_l`` and ``h_l``."""
@@ -66,15 +67,29 @@ class Forward:
 jax.tree_util.register_dataclass(Forward, data_fields=["a", "h"], meta_fields=[])
 
 
-def init_network(sizes, nonlinearities, *, seed: int = 0, scale: float = 0.01, dtype=jnp.float64) -> Network:
-    """Weights ~ U(-scale, scale), biases zero (supplement 7.7.2-7.7.4: scale 0.01).
+INITS = ("uniform", "normal")
 
-    ``nonlinearities`` has one name per layer 1..L (``softmax`` allowed last).
+
+def init_network(
+    sizes, nonlinearities, *, seed: int = 0, scale: float = 0.01, init: str = "uniform", biases: bool = True, dtype=jnp.float64
+) -> Network:
+    """Weights drawn layer by layer from ``numpy.random.default_rng(seed)``, biases zero.
+
+    ``init = "uniform"``: ``W_l ~ U(-scale, scale)`` (supplement 7.7.2-7.7.4: scale 0.01);
+    ``init = "normal"``: ``W_l ~ N(0, scale^2 / d_{l-1})`` (scale 1: variance 1 / fan-in).
+    ``nonlinearities`` has one name per layer 1..L (``softmax`` allowed last);
+    ``biases = False`` keeps every bias at zero during training.
     """
     if len(nonlinearities) != len(sizes) - 1:
         raise ValueError(f"one nonlinearity per layer: expected {len(sizes) - 1}, got {len(nonlinearities)}")
+    if init not in INITS:
+        raise ValueError(f"unknown init '{init}' (choose from {', '.join(INITS)})")
     rng = np.random.default_rng(seed)
-    W = tuple(jnp.asarray(rng.uniform(-scale, scale, (sizes[l], sizes[l - 1])), dtype) for l in range(1, len(sizes)))
+
+    def draw(shape):
+        return rng.uniform(-scale, scale, shape) if init == "uniform" else rng.normal(size=shape) * (scale / np.sqrt(shape[1]))
+
+    W = tuple(jnp.asarray(draw((sizes[l], sizes[l - 1])), dtype) for l in range(1, len(sizes)))
     b = tuple(jnp.zeros(d, dtype) for d in sizes[1:])
     s = tuple(parse_output(n) if l == len(nonlinearities) - 1 else parse(n) for l, n in enumerate(nonlinearities))
-    return Network(W=W, b=b, s=s)
+    return Network(W=W, b=b, s=s, biases=biases)

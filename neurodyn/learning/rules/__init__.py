@@ -1,14 +1,26 @@
-"""Credit-assignment rules, one file per rule: each returns per-layer learning signals."""
+"""Credit-assignment rules, one file per rule, each registering itself in :data:`RULES`.
 
-from .base import CircuitRule, LayerwiseRule, Rule, ndi_matrix
-from .bp import BP
-from .dfa import DFA
-from .di import DI
-from .fa import FA
-from .ndi import NDI
-from .pbp import PBP
-from .sldi import SLDI
+Every module of this package is imported here, so a new rule is one new file that
+defines a :class:`Rule` subclass decorated with ``@register_rule``.
+"""
 
-RULES = {r.name: r for r in (BP, FA, DFA, PBP, NDI, DI, SLDI)}
+import importlib
+import pkgutil
 
-__all__ = ["RULES", "Rule", "LayerwiseRule", "CircuitRule", "ndi_matrix", "BP", "FA", "DFA", "PBP", "NDI", "DI", "SLDI"]
+from .base import RULES, CircuitRule, LayerwiseRule, Rule, RuleOptions, SignalRule, get_rule, make_rule, ndi_matrix, register_rule
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
+from .bp import BP  # noqa: E402
+from .dfa import DFA  # noqa: E402
+from .di import DI  # noqa: E402
+from .fa import FA  # noqa: E402
+from .ndi import NDI  # noqa: E402
+from .pbp import PBP  # noqa: E402
+from .sldi import SLDI  # noqa: E402
+
+__all__ = [
+    "RULES", "Rule", "RuleOptions", "SignalRule", "LayerwiseRule", "CircuitRule", "get_rule", "make_rule", "register_rule",
+    "ndi_matrix", "BP", "FA", "DFA", "PBP", "NDI", "DI", "SLDI",
+]

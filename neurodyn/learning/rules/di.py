@@ -13,18 +13,50 @@ the signal (Algorithm 1).
 
 from __future__ import annotations
 
+from typing import Literal
+
 import equinox as eqx
+from pydantic import Field
 
 from ...circuits.dynamic_inversion import DynamicInversion
-from .base import CircuitRule
+from .base import CircuitRule, CircuitRuleOptions, register_rule
+from .feedback import LeakyFeedbackOptions, sequential_feedback
+from .plastic_inversion import PlasticInversion
 
 
+class DIOptions(LeakyFeedbackOptions, CircuitRuleOptions):
+    """Feedback, leak, controller and steady-state method of dynamic inversion, and the
+    choice of learning by discrete updates or by weights as ODE state."""
+
+    plasticity: Literal["discrete", "ode"] = Field("discrete", description="discrete: W += lr delta h^T at the steady state; ode: weights learn as state of the circuit's ODE")
+    settle_duration: float = Field(50.0, gt=0, description="plasticity = 'ode': time the controllers settle before the weights learn")
+    learning_duration: float = Field(10.0, gt=0, description="plasticity = 'ode': length of the learning phase (tau_w = learning_duration / lr)")
+    rtol: float = Field(1e-6, gt=0, description="plasticity = 'ode': relative tolerance of one cycle's solve")
+    atol: float = Field(1e-9, gt=0, description="plasticity = 'ode': absolute tolerance of one cycle's solve")
+    max_steps: int = Field(8192, gt=0, description="plasticity = 'ode': solver steps allowed per cycle")
+
+
+@register_rule
 class DI(CircuitRule):
     name = "di"
+    summary = "sequential dynamic inversion: hidden errors are the DI circuit's steady state (eq. 16, Algorithms 1-3)"
+    Options = DIOptions
+    min_layers = 2
     B: tuple  # B_2..B_L, B_l is d_{l-1} x d_l
     alpha: float = 0.0
     controller: str = eqx.field(static=True, default="nonlinear")
     method: str = eqx.field(static=True, default="equilibrium")
+
+    @classmethod
+    def build(cls, network, options, *, seed, lr):
+        B, info = sequential_feedback(network, options, seed, leak=options.leak)
+        rule = cls(B=B, alpha=options.leak, controller=options.controller, method=options.method)
+        if options.plasticity == "ode":
+            learner, more = PlasticInversion.around(
+                rule.circuit(network), network, options, lr=lr, deriv_signal=options.controller == "linearized"
+            )
+            return learner, {**info, **more}
+        return rule, info
 
     def circuit(self, network) -> DynamicInversion:
         return DynamicInversion(

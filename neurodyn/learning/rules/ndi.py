@@ -1,13 +1,23 @@
 """Non-dynamic inversion: the steady state of linear dynamic inversion in closed form,
 ``M_l = B_l (W_l B_l - alpha I)^{-1}`` (supplement Algorithm 5, case NDI)."""
 
-from .base import LayerwiseRule, ndi_matrix
+from .base import LayerwiseRule, ndi_matrix, register_rule
+from .feedback import LeakyFeedbackOptions, sequential_feedback
 
 
+@register_rule
 class NDI(LayerwiseRule):
     name = "ndi"
+    summary = "non-dynamic inversion, M_l = B_l (W_l B_l - alpha I)^-1 (Algorithm 5)"
+    Options = LeakyFeedbackOptions
+    min_layers = 2
     B: tuple  # B_2..B_L
     alpha: float = 0.0
+
+    @classmethod
+    def build(cls, network, options, *, seed, lr):
+        B, info = sequential_feedback(network, options, seed, leak=options.leak)
+        return cls(B=B, alpha=options.leak), info
 
     def matrix(self, network, l):
         return ndi_matrix(network.W[l - 1], self.B[l - 2], self.alpha)

@@ -2,11 +2,19 @@
 
 import jax.numpy as jnp
 
-from .base import LayerwiseRule
+from .base import LayerwiseRule, RuleOptions, register_rule
 
 
+@register_rule
 class PBP(LayerwiseRule):
     name = "pbp"
+    summary = "pseudo-backpropagation, M_l = W_l^+ (Moore-Penrose)"
+    Options = RuleOptions
+    min_layers = 2
+
+    @classmethod
+    def build(cls, network, options, *, seed, lr):
+        return cls(), {}
 
     def matrix(self, network, l):
         """``W_l^+`` through the smaller Gram matrix: ``W^T (W W^T)^{-1}`` for a wide ``W_l``,

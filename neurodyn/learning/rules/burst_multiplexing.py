@@ -1,0 +1,46 @@
+"""Burst multiplexing (thesis 6.43-6.59) as a rule: the network's weights and the apical
+weights ``Q`` are state of the circuit ``burst_multiplexing``. Each sample starts at the
+free-phase rest (the forward pass), runs ``cycles`` x (free, learning) phases, and ``W``
+learns by (6.58) in the learning phases.
+
+Rates (:mod:`plastic_circuit`): over a learning time ``T`` the output rule moves ``W_L``
+by ``-(eta T / tau_w) eta_hat e_L h_{L-1}^T``, so ``tau_w = eta eta_hat T / lr``; ``Q``
+learns in the free phases with ``tau_w = T_free / inverse_lr``.
+"""
+
+from pydantic import Field
+
+from ...circuits.burst_multiplexing import BurstMultiplexing, BurstOptions
+from .base import register_rule
+from .plastic_circuit import PlasticCircuitRule, PlasticRuleOptions, pinv_inverses
+
+
+class BurstRuleOptions(PlasticRuleOptions, BurstOptions):
+    """The kind's options (``neurodyn list``) with the rule's defaults."""
+
+    derived = {**PlasticRuleOptions.derived, "phases": "the rule: cycles x (free, learning) per sample"}
+    kind = BurstMultiplexing
+
+    free_duration: float = Field(5.0, gt=0, description="length of each free phase")
+    learning_duration: float = Field(10.0, gt=0, description="length of each learning phase")
+
+    def circuit_options(self, nonlinearities: list[str]) -> BurstOptions:
+        keys = set(BurstOptions.model_fields) - {"nonlinearity", "phases"}
+        return BurstOptions(nonlinearity=list(nonlinearities), phases="two", **{k: getattr(self, k) for k in keys})
+
+
+
+@register_rule
+class BurstMultiplexingRule(PlasticCircuitRule):
+    name = "burst_multiplexing"
+    summary = "burst multiplexing, weights as ODE state (thesis 6.43-6.59; free then learning phase per sample)"
+    Options = BurstRuleOptions
+
+    @classmethod
+    def build(cls, network, options, *, seed, lr):
+        own = pinv_inverses(network, first=1)
+        circuit = cls.kind_circuit(network, options, own)
+        t1 = (options.free_duration + options.learning_duration) * options.cycles
+        t_learn, t_free = options.learning_duration * options.cycles, options.free_duration * options.cycles
+        tau = options.eta * options.eta_hat * t_learn / lr
+        return cls.assemble(circuit, network, options, lr=lr, t1=t1, tau_forward=tau, own=own, t_inverse=t_free, start="closed_form")
