@@ -65,7 +65,8 @@ Run::
     python benchmarks/stabilise.py --quick                # smoke run (~1 min), extrapolated heuristic
     python benchmarks/stabilise.py --cases large --heuristic-seeds 2
 
-The cell runner here is shared with ``experiments/stabilisation_table/run.py``.
+``experiments/stabilisation_table/run.py`` runs the same protocol for the full table on its
+own (it calls ``neurodyn.core.stabilize`` directly and imports nothing from here).
 """
 
 from __future__ import annotations

@@ -46,9 +46,10 @@ the epoch checks that learning happens (not a target).
 
 Data: MNIST t10k (10,000 images, IDX files, gzip or raw) from ``--data-dir``, else
 ``$NEURODYN_DATA``, else ``../shared/data`` next to the repository (files directly there or
-in a ``mnist/`` subfolder), read by a small reader here. The images are shuffled by the
-fixed permutation ``numpy.random.default_rng(0).permutation(10000)``; the first 8,000 are
-the training epoch and the last 2,000 the test set. Preprocessing as in supplement 7.7.4:
+in a ``mnist/`` subfolder), read by ``neurodyn.learning.data.mnist`` with its split
+``"test-8k-2k"``: the images are shuffled by the fixed permutation
+``numpy.random.default_rng(0).permutation(10000)``; the first 8,000 are the training epoch
+and the last 2,000 the test set. Preprocessing as in supplement 7.7.4:
 pixels / 255, the per-pixel mean removed and one global standard deviation divided out
 (statistics of the training images). Without the files, synthetic data of the same shapes
 (noisy class prototypes in [0, 1], 10 one-hot classes) is used; the output says which.
@@ -80,7 +81,6 @@ ratios within one run.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import math
 import os
@@ -109,6 +109,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from di_throughput import ALPHA, EULER_DT, EULER_STEPS, euler_one, machine_info, timed, write_json  # noqa: E402
 
 from neurodyn.core.equilibrium import solve_fixed_point  # noqa: E402
+from neurodyn.learning.data import DATA_ENV, SPLIT_SEED, DataError, find_mnist, mnist  # noqa: E402
 from neurodyn.learning.network import Forward, Network, init_network  # noqa: E402
 from neurodyn.learning.rules import BP, DI  # noqa: E402
 from neurodyn.learning.train import SGD, batches, evaluate, run_steps  # noqa: E402
@@ -121,11 +122,8 @@ INIT_SCALE = 0.01
 B_GAIN = 50.0
 LR = 1e-3
 WEIGHT_DECAY = 1e-6
-SPLIT_SEED = 0
 ORDER_SEED = 0
 N_TRAIN, N_TEST = 8000, 2000
-MNIST_FILES = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-DATA_ENV = "NEURODYN_DATA"
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 TARGET_EPOCH_S = 60.0
@@ -135,31 +133,6 @@ FOUNDATION_MAX_SAMPLES = 50
 
 
 # ---- data ------------------------------------------------------------------------
-def read_idx(path: Path) -> np.ndarray:
-    """An IDX file (gzip or raw): magic 0 0 <dtype> <ndim>, big-endian uint32 dims, data."""
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    if raw[:2] != b"\x00\x00" or raw[2] != 0x08:
-        raise ValueError(f"{path}: not an unsigned-byte IDX file")
-    ndim = raw[3]
-    shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", ndim, 4))
-    return np.frombuffer(raw, np.uint8, math.prod(shape), 4 + 4 * ndim).reshape(shape)
-
-
-def find_mnist(data_dir: str | None) -> tuple[Path, Path] | None:
-    """The t10k image and label files, or None when absent."""
-    base = Path(data_dir or os.environ.get(DATA_ENV) or DEFAULT_DATA_DIR)
-    for folder in (base, base / "mnist"):
-        found = []
-        for name in MNIST_FILES:
-            hits = [folder / (name + ext) for ext in (".gz", "") if (folder / (name + ext)).is_file()]
-            found.append(hits[0] if hits else None)
-        if all(found):
-            return found[0], found[1]
-    return None
-
-
 def synthetic_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Noisy class prototypes in [0, 1] with MNIST's shapes: ``(n, 784)`` floats, labels."""
     rng = np.random.default_rng(seed)
@@ -178,19 +151,23 @@ class Data:
 
 
 def load_data(data_dir: str | None) -> Data:
-    files = find_mnist(data_dir)
+    """MNIST t10k through ``neurodyn.learning.data.mnist`` (split ``test-8k-2k``,
+    classification preprocessing), or synthetic data split and scaled the same way."""
+    base = data_dir or os.environ.get(DATA_ENV) or DEFAULT_DATA_DIR
+    try:
+        files = find_mnist(base)
+    except DataError:
+        files = None
     if files is not None:
-        images, labels = read_idx(files[0]), read_idx(files[1])
-        x, source = images.reshape(len(images), -1) / 255.0, f"MNIST t10k ({files[0].parent})"
-    else:
-        x, labels = synthetic_images(N_TRAIN + N_TEST, SPLIT_SEED)
-        source = f"synthetic (no MNIST t10k files under {data_dir or os.environ.get(DATA_ENV) or DEFAULT_DATA_DIR})"
+        ds = mnist(files.directory, task="classification", split="test-8k-2k")
+        return Data(ds.x_train, ds.y_train, ds.x_test, ds.y_test, f"MNIST t10k ({files.directory})")
+    x, labels = synthetic_images(N_TRAIN + N_TEST, SPLIT_SEED)
     order = np.random.default_rng(SPLIT_SEED).permutation(len(x))
     train, test = order[:N_TRAIN], order[-N_TEST:]
     mean = x[train].mean(axis=0)
     scale = float(np.sqrt(np.mean((x[train] - mean) ** 2)))
     onehot = np.eye(10)[labels]
-    return Data((x[train] - mean) / scale, onehot[train], (x[test] - mean) / scale, onehot[test], source)
+    return Data((x[train] - mean) / scale, onehot[train], (x[test] - mean) / scale, onehot[test], f"synthetic (no MNIST t10k files under {base})")
 
 
 # ---- setup ------------------------------------------------------------------------

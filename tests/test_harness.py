@@ -150,6 +150,7 @@ def test_plastic_circuits_train_beside_bp(tmp_path):
     assert np.isnan(summary["final"]["bp_frozen"]["angle_bp_W1"]) and summary["final"]["bp_frozen"]["angle_bp_W2"] < 1e-6
     assert float(first["mixture_exact"]["angle_gn_W1"]) < 20.0 < float(first["mixture_exact"]["angle_bp_W1"])
     assert summary["rules"]["mixture_exact"]["tau_w"]["W2"] == pytest.approx(0.25 * 0.1 * 10.0 / 0.01)
+    assert "nonlinearity" not in summary["rules"]["mixture_exact"] and "gamma" not in summary["rules"]["continuous_dtp"]
     with np.load(tmp_path / "out" / "checkpoint.npz") as z:
         W1_frozen = z["bp_frozen/W1"]
     net0 = init_network([4, 4, 4], ["leaky_relu:0.35", "linear"], seed=2, scale=1.0, init="normal")
@@ -306,3 +307,15 @@ def test_read_metrics_from_npz_and_csv(tmp_path):
     assert np.isnan(npz["bp"]["abscissa_S24_layer2"]).all() and np.isfinite(npz["fa"]["abscissa_S24_layer2"]).all()
     with pytest.raises(ModelError, match="no metrics"):
         read_metrics(tmp_path)
+
+
+def test_readme_training_example_is_a_valid_experiment(tmp_path):
+    """The experiment file shown in the README's Training section loads as written."""
+    text = (ROOT / "README.md").read_text().split("## Training\n", 1)[1]
+    block = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "readme.toml"
+    path.write_text(block)
+    exp = load_experiment(path)
+    kinds = {label: o.rule for label, o in exp.rules.items()}
+    assert kinds == {"bp": "bp", "bp_frozen": "bp", "mixture": "dendritic_mixture", "di_ode": "di"}
+    assert exp.rules["di_ode"].plasticity == "ode" and exp.rules["bp_frozen"].frozen_layers == [1]

@@ -20,6 +20,10 @@ compares every computed spectral abscissa with the closed form
 repeats it with approximate inverses J_i^{-1} (I + Delta_i), ||Delta_i||_2 = eps, and runs a
 small control with the blocks paired by row instead of by column.
 
+Every matrix is the circuit's own analytic Jacobian, ``DendriticMixture.block_matrix``
+(neurodyn.circuits.dendritic_mixture, eq. 6.40) with linear s_i (J_{f_i} = W_i = J_i) and
+the inverses J_i^{-1} (I + Delta_i) (numpy) as learned inverses Q_{i-1} (see ``_block_matrix``).
+
 Usage:  python experiments/block_tridiagonal_screen/run.py [--seed 0] [--n 100000] [--quick]
 Outputs next to this file: results.json, results.md, spectral_abscissa.png.
 """
@@ -33,9 +37,18 @@ import platform
 import time
 from pathlib import Path
 
-import numpy as np
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from neurodyn.circuits import DendriticMixture  # noqa: E402
+from neurodyn.core.nonlinearities import parse  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+LINEAR = parse("linear")
 
 N_SIZES = tuple(range(1, 11))  # block size n
 DEPTHS = tuple(range(2, 7))  # number of layers L (blocks per side)
@@ -44,6 +57,7 @@ SIGMA_RANGE = (0.1, 10.0)  # sigma ~ log-uniform on this interval, one per matri
 MU_RANGE = (0.0, 0.5)  # mu ~ U(0, 0.5), one per matrix
 COND_MAX = 1e12  # draws with any cond_2(J_i) above this are skipped and counted
 CHUNK = 4000  # matrices per batched eigvals call
+JAC_CHUNK = 1024  # matrices per compiled block_matrix call
 MU_BINS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 SIGMA_BINS = (0.1, 0.3, 1.0, 3.0, 10.0)
 QUANTILES = (0.0, 0.001, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 0.999, 1.0)
@@ -61,36 +75,44 @@ def analytic_spectrum(mu, L):
     return -1.0 + 2.0 * math.sqrt(mu * (1.0 - mu)) * np.cos(k * np.pi / (L + 1))
 
 
-def assemble(mu, lower, upper):
-    """Batched block-tridiagonal matrix.
+def _block_matrix(mu, J, Q):
+    """One Jacobian (6.40) from ``DendriticMixture.block_matrix``: linear s (so J_{f_i} = W_i),
+    learned inverses g_i = Q_i h_{i+1} (so J_{g_i} = Q_i), tau = 1, no teaching signal, at
+    h = 0; W_2..W_L = J (J_2..J_L), Q_1..Q_{L-1} = Q. The circuit has one more layer, L+1,
+    whose rows and columns are dropped: the principal submatrix of h_1..h_L is the Jacobian
+    with g_L held fixed (the thesis's g_L = h_L^trgt; the circuit's own top layer would put
+    -(1-mu) I in the last diagonal block)."""
+    L, n = J.shape[0] + 1, J.shape[-1]
+    eye = jnp.eye(n, dtype=J.dtype)
+    c = DendriticMixture(W=(eye, *J, eye), Q=(*Q, eye), s=(LINEAR,) * (L + 1), t=(LINEAR,) * L, mu=mu, tau=1.0, eta_hat=0.0, inverses="learned")
+    zero = jnp.zeros(n, J.dtype)
+    return c.block_matrix({f"h_{i}": zero for i in range(1, L + 2)}, {"x": zero, "target": zero})[: n * L, : n * L]
 
-    mu: (B,); lower, upper: (B, L-1, n, n).  lower[:, k] goes to block (k+1, k) times
-    (1 - mu), upper[:, k] to block (k, k+1) times mu (0-based block indices), diagonal -I.
-    The loop runs over the L-1 block positions, never over matrices.
-    """
-    B, Lm1, n, _ = lower.shape
-    N = n * (Lm1 + 1)
-    A = np.zeros((B, N, N))
-    idx = np.arange(N)
-    A[:, idx, idx] = -1.0
-    lo = (1.0 - mu)[:, None, None]
-    up = mu[:, None, None]
-    for k in range(Lm1):
-        r0, r1 = (k + 1) * n, (k + 2) * n  # block row/col k+1
-        c0, c1 = k * n, (k + 1) * n  # block row/col k
-        A[:, r0:r1, c0:c1] = lo * lower[:, k]
-        A[:, c0:c1, r0:r1] = up * upper[:, k]
-    return A
+
+_block_matrices = jax.jit(jax.vmap(_block_matrix))
+
+
+def mixture_jacobians(mu, J, Q):
+    """Batched :func:`_block_matrix`: mu (B,), J and Q (B, L-1, n, n). Runs in chunks of
+    JAC_CHUNK (the last padded with copies of the first matrix), so that each (n, L) compiles once."""
+    B, Lm1, n, _ = J.shape
+    out = np.empty((B, n * (Lm1 + 1), n * (Lm1 + 1)))
+    for s in range(0, B, JAC_CHUNK):
+        args = [x[s : s + JAC_CHUNK] for x in (mu, J, Q)]
+        k = len(args[0])
+        args = [np.concatenate([x, np.repeat(x[:1], JAC_CHUNK - k, axis=0)]) for x in args]
+        out[s : s + k] = np.asarray(_block_matrices(*args))[:k]
+    return out
 
 
 def thesis_matrix(mu, J, delta=None):
     """Thesis reading: block (i, i-1) = (1-mu) J_i, block (i-1, i) = mu J_i^{-1} (I + Delta_i).
 
     J: (B, L-1, n, n) holds J_2..J_L.  delta (same shape) or None for exact inverses.
+    The inverses (numpy) are the circuit's learned Q_{i-1} (see ``_block_matrix``).
     """
     Jinv = np.linalg.inv(J)
-    upper = Jinv if delta is None else Jinv + Jinv @ delta
-    return assemble(mu, J, upper)
+    return mixture_jacobians(mu, J, Jinv if delta is None else Jinv + Jinv @ delta)
 
 
 def rowwise_matrix(mu, J_all):
@@ -99,7 +121,7 @@ def rowwise_matrix(mu, J_all):
     J_all: (B, L, n, n) holds J_1..J_L; the lower diagonal uses J_2..J_L, the upper
     diagonal J_1..J_{L-1} (each block row pairs J_i with its own inverse).
     """
-    return assemble(mu, J_all[:, 1:], np.linalg.inv(J_all[:, :-1]))
+    return mixture_jacobians(mu, J_all[:, 1:], np.linalg.inv(J_all[:, :-1]))
 
 
 def spectral_abscissa(A):
@@ -199,11 +221,6 @@ def frac_by(values_stable, key, edges=None, cats=None):
 
 
 def bench_backends(rng):
-    import jax
-
-    jax.config.update("jax_enable_x64", True)
-    import jax.numpy as jnp
-
     f = jax.jit(jnp.linalg.eigvals)
     rows = []
     for n, L, B in [(2, 3, 2000), (6, 4, 2000), (10, 6, 2000)]:

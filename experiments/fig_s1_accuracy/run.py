@@ -51,6 +51,8 @@ import neurodyn as nd  # noqa: E402
 from neurodyn.circuits import DynamicInversion  # noqa: E402
 from neurodyn.core.nonlinearities import parse  # noqa: E402
 from neurodyn.core.stabilize import stabilize  # noqa: E402
+from neurodyn.learning.metrics import angle  # noqa: E402
+from neurodyn.learning.rules import ndi_matrix  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -67,38 +69,28 @@ MAX_STEPS = 20_000
 STATUSES = ("ok", "unstable_fixed_point", "not_settled", "diverged")
 
 
+_angle_rows = jax.jit(jax.vmap(angle))
+
+
 def angle_deg(a, b):
-    """Angle between the rows of a and b in degrees (NaN where either row is zero or NaN)."""
-    na, nb = np.linalg.norm(a, axis=-1), np.linalg.norm(b, axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        c = np.sum(a * b, axis=-1) / (na * nb)
-    return np.degrees(np.arccos(np.clip(c, -1.0, 1.0)))
+    """Row-wise ``neurodyn.learning.metrics.angle`` (degrees); NaN where either row is zero or
+    not finite (the package's angle says 90 there), so such samples drop out of the summaries."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    with np.errstate(invalid="ignore", over="ignore"):
+        na, nb = np.linalg.norm(a, axis=-1), np.linalg.norm(b, axis=-1)
+        defined = (na > 0) & (nb > 0) & np.isfinite(na * nb)
+    return np.where(defined, np.asarray(_angle_rows(jnp.asarray(a), jnp.asarray(b))), np.nan)
 
 
-def ginv(name, y):
-    """g^{-1}(y) row-wise; tanh: NaN rows where any |y| >= 1 (no inverse)."""
-    if name == "linear":
-        return y, np.zeros(len(y), bool)
-    bad = np.any(np.abs(y) >= 1.0, axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        x = np.arctanh(np.where(np.abs(y) < 1.0, y, np.nan))
-    return x, bad
-
-
-def g_np(name, x):
-    return {"linear": lambda v: v, "tanh": np.tanh, "relu": lambda v: np.maximum(v, 0.0)}[name](x)
+def ginv(g, y):
+    """``g.inverse(y)`` row-wise, and which rows have no inverse (tanh: some |y| >= 1, where the
+    package's inverse is not finite)."""
+    x = np.asarray(g.inverse(jnp.asarray(y)))
+    return x, np.any(~np.isfinite(x) & np.isfinite(y), axis=-1)
 
 
 #: bottom-row references (see the module docstring)
 REFS = ("pinv", "di0", "ndi")
-
-
-def ndi_matrix(W, B, alpha):
-    """Algorithm 5, NDI: (B W - alpha I)^{-1} B if d_l > d_{l-1}, else B (W B - alpha I)^{-1}."""
-    d1, d0 = W.shape
-    if d1 > d0:
-        return np.linalg.solve(B @ W - alpha * np.eye(d0), B)
-    return B @ np.linalg.inv(W @ B - alpha * np.eye(d1))
 
 
 def run_di(circuit, deltas, t1):
@@ -182,28 +174,30 @@ def experiment(args):
                                  target=float(r.target), seconds=float(r.seconds), message=r.message))
                 t1 = max(T1_MIN, T1_PER_LEAK / alpha) if (d1 > d0 and alpha > 0) else T1_MIN
                 Wp = np.linalg.pinv(W)
-                mats = dict(pinv=Wp, di0=ndi_matrix(W, B, 0.0), ndi=ndi_matrix(W, B, alpha))
+                Wj, Bj = jnp.asarray(W), jnp.asarray(B)
+                mats = dict(pinv=Wp, di0=np.asarray(ndi_matrix(Wj, Bj, 0.0)), ndi=np.asarray(ndi_matrix(Wj, Bj, alpha)))
                 for key, gname, scale, _ in nonlins:
                     dl = scale * deltas
-                    cc = DynamicInversion(W=(jnp.asarray(W),), B=(jnp.asarray(B),), alpha=a, g=(parse(gname),))
+                    g = parse(gname)
+                    cc = DynamicInversion(W=(jnp.asarray(W),), B=(jnp.asarray(B),), alpha=a, g=(g,))
                     out = run_di(cc, dl, t1)
                     ok = out["status"] == "ok"
                     x = out["delta0"]
-                    top = angle_deg(dl, g_np(gname, x) @ W.T)
+                    top = angle_deg(dl, np.asarray(g(x)) @ W.T)
                     end_finite = np.all(np.isfinite(out["delta0_end"]), axis=1) & (out["status"] != "diverged")
-                    top_end = angle_deg(dl, g_np(gname, out["delta0_end"]) @ W.T)
+                    top_end = angle_deg(dl, np.asarray(g(out["delta0_end"])) @ W.T)
                     rec = dict(shape=label, init=init, leak=alpha, g=key, status=out["status"].tolist(),
                                batch_reruns=int(out["batch_reruns"]),
                                top=np.where(ok, top, np.nan), top_end=np.where(end_finite, top_end, np.nan),
                                floor=angle_deg(dl, dl @ (W @ Wp).T))
                     if gname != "relu":
                         for ref in REFS:
-                            xr, bad = ginv(gname, dl @ mats[ref].T)
+                            xr, bad = ginv(g, dl @ mats[ref].T)
                             rec[ref] = np.where(ok & ~bad, angle_deg(x, xr), np.nan)
                             rec[f"no_inverse_{ref}"] = int(bad.sum())
                             rec[f"no_inverse_{ref}_ok"] = int((bad & ok).sum())
                         if gname == "tanh":  # how often g^{-1}(W^+ delta_l) exists at the paper's N(0, 1) scale
-                            rec["no_inverse_pinv_unit_scale"] = int(ginv("tanh", deltas @ Wp.T)[1].sum())
+                            rec["no_inverse_pinv_unit_scale"] = int(ginv(g, deltas @ Wp.T)[1].sum())
                     rec["solver_reason"] = out["reason"]
                     records.append(rec)
                 if args.verbose:

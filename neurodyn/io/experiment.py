@@ -179,6 +179,8 @@ def load_experiment(path: str | Path) -> Experiment:
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ModelError(file, "seed", f"must be a non-negative integer, got {seed!r}")
     rules = {label: _rule_options(file, label, table, sections["network"]) for label, table in rules_table.items()}
+    if sections["data"].kind == "student_teacher" and sections["network"].loss != "squared_error":
+        raise ModelError(file, "[data].kind", "student_teacher is a regression task: use [network] loss = \"squared_error\" and no softmax")
     if sections["network"].init == "data" and sections["data"].kind != "student_teacher":
         raise ModelError(file, "[network].init", "init = \"data\" takes the student's weights from [data] kind = \"student_teacher\"; use uniform or normal")
     return Experiment(
@@ -204,7 +206,7 @@ def _rule_options(file, label: str, table, network: NetworkSpec) -> RuleOptions:
         if key in cls.Options.derived:
             raise ModelError(file, f"{where}.{key}", f"rule '{name}' takes {key} from {cls.Options.derived[key]}; remove it")
         if key not in allowed:
-            raise ModelError(file, f"{where}.{key}", f"rule '{name}' has no option '{key}'{suggest(key, allowed)} (its options: {', '.join(allowed)})")
+            raise ModelError(file, f"{where}.{key}", f"rule '{name}' has no option '{key}'{suggest(key, allowed)} (neurodyn list --rules shows each rule's options)")
     try:
         options = cls.Options(**table)
     except ValidationError as err:

@@ -43,10 +43,13 @@ def load_data(exp: Experiment, data_dir: str | None):
             d.n_train or 2000, d.n_test or 500, tuple(sizes), tuple(exp.network.nonlinearities), seed=exp.seed, weight_scale=d.teacher_scale
         )
     if d.kind == "student_teacher":
-        return datasets.student_teacher(
-            d.n_train or 2000, d.n_test or 1000, tuple(sizes), tuple(exp.network.nonlinearities), distance=d.distance,
-            condition=d.condition, seed=exp.seed,
-        )
+        try:
+            return datasets.student_teacher(
+                d.n_train or 2000, d.n_test or 1000, tuple(sizes), tuple(exp.network.nonlinearities), distance=d.distance,
+                condition=d.condition, seed=exp.seed,
+            )
+        except ValueError as err:
+            raise ModelError(exp.path, "[data].condition", str(err)) from None
     ds = datasets.mnist(data_dir or d.data_dir, task=d.task, n_train=d.n_train, n_test=d.n_test, seed=exp.seed)
     if d.pca is not None:
         try:
@@ -140,7 +143,8 @@ def run_training(exp: Experiment, out_dir: Path, *, data_dir: str | None = None,
         if saved is not None:
             rule, info = _restore_feedback(rule, saved, ckpt_path, label)
         state.setdefault("feedback", {})[label] = (rule, info)
-        rules_info[label] = {**options.model_dump(), **info}  # every option as resolved, plus what was drawn
+        # every option as resolved (not the kind's options that the rule takes from elsewhere), plus what was drawn
+        rules_info[label] = {**options.model_dump(exclude=set(options.derived)), **info}
         opt = SGD(
             lr=lr, weight_decay=t.weight_decay, clip=t.clip, batch_size=t.batch_size, clip_output=t.clip_output,
             frozen=tuple(options.frozen_layers),

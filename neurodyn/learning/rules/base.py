@@ -84,8 +84,8 @@ class RuleOptions(BaseModel):
 
     def check_network(self, network_spec) -> None:
         """Raise ValueError if this rule cannot train the network of ``network_spec``
-        (a :class:`neurodyn.io.experiment.NetworkSpec`-like object with ``sizes``,
-        ``nonlinearities``, ``loss``, ``biases``)."""
+        (an object with ``sizes``, ``nonlinearities``, ``loss`` and ``biases``, such as the
+        ``[network]`` table of an experiment file)."""
         L = len(network_spec.sizes) - 1
         if any(l > L for l in self.frozen_layers):
             raise ValueError(f"frozen_layers names a layer beyond L = {L}")
@@ -110,9 +110,10 @@ def register_rule(cls: type["Rule"]) -> type["Rule"]:
 
 def get_rule(name: str) -> type["Rule"]:
     if name not in RULES:
-        from ...io.errors import suggest
+        import difflib
 
-        raise KeyError(f"unknown rule '{name}'{suggest(name, RULES)}")
+        close = difflib.get_close_matches(name, RULES, n=1)
+        raise KeyError(f"unknown rule '{name}'" + (f"; did you mean '{close[0]}'?" if close else f" (rules: {', '.join(sorted(RULES))})"))
     return RULES[name]
 
 
