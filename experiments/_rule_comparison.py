@@ -87,7 +87,8 @@ def figure(runs, labels, out: Path, title: str, samples_label: str):
         if log:
             ax.set_yscale("log")
         if key.startswith("angle"):
-            ax.set_ylim(0, 100)
+            ax.set_ylim(0, 180)
+            ax.set_yticks(range(0, 181, 30))
         ax.grid(alpha=0.3)
     axes.flat[0].legend(fontsize=8)
     spread = f" (median, band: min-max over {len(runs)} seeds)" if len(runs) > 1 else ""
