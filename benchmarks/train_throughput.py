@@ -4,7 +4,7 @@ What is measured
 ----------------
 One epoch of online (batch size 1) training of a 784-1000-10 network (tanh hidden layer,
 softmax output, cross-entropy) with the dynamic-inversion rule, nonlinear controller
-(supplement Eq. 2 and Algorithm 1; EQUATIONS.md 1.8)::
+(supplement Eq. 2 and Algorithm 1)::
 
     delta_2 = t - softmax(a_2)
     delta_1 = steady state of  d delta_1/dt = -delta_1 + B_2 u,
@@ -45,7 +45,7 @@ value (the stricter of the two). Test accuracy on 2,000 held-out images before a
 the epoch checks that learning happens (not a target).
 
 Data: MNIST t10k (10,000 images, IDX files, gzip or raw) from ``--data-dir``, else
-``$NEURODYN_DATA``, else ``../shared/data`` next to the repository (files directly there or
+``$NEURODYN_DATA`` (files directly there or
 in a ``mnist/`` subfolder), read by ``neurodyn.learning.data.mnist`` with its split
 ``"test-8k-2k"``: the images are shuffled by the fixed permutation
 ``numpy.random.default_rng(0).permutation(10000)``; the first 8,000 are the training epoch
@@ -124,7 +124,6 @@ LR = 1e-3
 WEIGHT_DECAY = 1e-6
 ORDER_SEED = 0
 N_TRAIN, N_TEST = 8000, 2000
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 TARGET_EPOCH_S = 60.0
 TARGET_SPEEDUP = 20.0
@@ -153,7 +152,7 @@ class Data:
 def load_data(data_dir: str | None) -> Data:
     """MNIST t10k through ``neurodyn.learning.data.mnist`` (split ``test-8k-2k``,
     classification preprocessing), or synthetic data split and scaled the same way."""
-    base = data_dir or os.environ.get(DATA_ENV) or DEFAULT_DATA_DIR
+    base = data_dir or os.environ.get(DATA_ENV)
     try:
         files = find_mnist(base)
     except DataError:
@@ -369,7 +368,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--baseline-samples", type=int, default=400, help="samples timed for the baseline (default 400)")
     p.add_argument("--quick", action="store_true", help="smoke run: 1,000 neurodyn and 50 baseline samples")
     p.add_argument("--profile", action="store_true", help="add the per-sample time breakdown of neurodyn")
-    p.add_argument("--data-dir", help=f"MNIST directory (default ${DATA_ENV}, else {DEFAULT_DATA_DIR})")
+    p.add_argument("--data-dir", help=f"MNIST directory (default ${DATA_ENV}; without files: synthetic data)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = p.parse_args(argv)
     if args.quick:

@@ -3,7 +3,7 @@
 #   neurodyn train FOLDER/experiment.toml -> metrics.csv, summary.json, learning_curves.png (copied to FOLDER)
 #   python FOLDER/plot.py FOLDER          -> the figure and results.md
 # Needs `neurodyn` (pip install -e .) on PATH or in $NEURODYN, and the MNIST t10k IDX files
-# in $NEURODYN_DATA (default: ../shared/data/mnist next to the repository).
+# in the folder $NEURODYN_DATA (neurodyn reads that variable).
 # checkpoint.npz / metrics.npz stay in $SCRATCH; rerun with RESUME=1 to continue an
 # interrupted run from its last evaluation.
 set -euo pipefail
@@ -12,13 +12,12 @@ NAME="$(basename "$HERE")"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="${NEURODYN:-neurodyn}"
 PY="${PYTHON:-python}"
-DATA="${NEURODYN_DATA:-$ROOT/../shared/data/mnist}"
 SCRATCH="${SCRATCH:-${TMPDIR:-/tmp}/neurodyn_$NAME}"
 export JAX_PLATFORMS="${JAX_PLATFORMS:-cpu}"
 cd "$ROOT"
 start=$(date +%s)
 status=0
-"$BIN" train "experiments/$NAME/experiment.toml" --out "$SCRATCH" --data-dir "$DATA" --no-progress ${RESUME:+--resume} || status=$?
+"$BIN" train "experiments/$NAME/experiment.toml" --out "$SCRATCH" --no-progress ${RESUME:+--resume} || status=$?
 # exit status 3: a rule diverged (non-finite weights); its curve stops there, the others are complete
 [ "$status" -eq 0 ] || [ "$status" -eq 3 ] || exit "$status"
 echo "neurodyn train: $(( $(date +%s) - start )) s wall"

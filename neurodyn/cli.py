@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INPUT
     import jax
 
-    jax.config.update("jax_enable_x64", True)  # analysis runs in float64 (DESIGN.md)
+    jax.config.update("jax_enable_x64", True)  # analysis runs in float64 (README: CLI reference)
     from . import circuits  # noqa: F401  (registers the kinds)
     from .io.errors import ModelError, NumericalError
     from .learning.data import DataError

@@ -28,7 +28,7 @@ https://ossci-datasets.s3.amazonaws.com/mnist/)::
 each either raw or gzip-compressed (``.gz``, as downloaded; gzip is detected
 from the content). Put them in a directory and pass it as ``data_dir`` (the
 CLI's ``--data-dir``) or set ``NEURODYN_DATA=/path``; a directory whose
-``mnist/`` subfolder holds the files works too (``NEURODYN_DATA=../shared/data``).
+``mnist/`` subfolder holds the files works too (``NEURODYN_DATA=DIR`` with the files in ``DIR/mnist``).
 
 Split. In this project only the official *test* set (t10k, 10,000 images) is
 shipped, so the experiments use the split ``"test-8k-2k"``: the t10k images are

@@ -2,7 +2,7 @@
 layer's update to BP's and to the update driven by Gauss-Newton targets, the steady
 state of circuit rules, and the stability of the S24 loops a rule relies on.
 
-Gauss-Newton targets (EQUATIONS.md section 5, Meulemans 2020 eq. 13, thesis 5.60): for
+Gauss-Newton targets (Meulemans et al. 2020 eq. 13, TP thesis 5.60): for
 hidden layer ``l`` the target step ``Delta h_l = J_l^+ delta_L`` with ``J_l = da_L/dh_l``
 (``delta_L = -dL/da_L``; for a linear output and squared loss ``-J_l^+ e_L``), and the
 weight update it drives ``sum_b (s_l'(a_l) * Delta h_l) h_{l-1}^T``. Angles are taken

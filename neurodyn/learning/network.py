@@ -1,4 +1,4 @@
-"""Fully connected networks with biases and a nonlinearity per layer (EQUATIONS.md 0).
+"""Fully connected networks with biases and a nonlinearity per layer.
 
 ``a_l = W_l h_{l-1} + b_l``, ``h_l = s_l(a_l)``, ``h_0 = x``; ``W_l`` is ``d_l x d_{l-1}``.
 A network is an :class:`equinox.Module`; its forward pass keeps every ``a_l`` and ``h_l``

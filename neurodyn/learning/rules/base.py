@@ -14,7 +14,7 @@ the docs read :data:`RULES`.
 Two families:
 
 - :class:`SignalRule`: per-layer learning signals ``delta_l`` from the output error; the
-  update is ``W_l += eta delta_l h_{l-1}^T`` (supplement Eq. 2, EQUATIONS.md 1.8).
+  update is ``W_l += eta delta_l h_{l-1}^T`` (Podlaski & Machens 2020, supplement Eq. 2).
   :class:`LayerwiseRule` (a matrix per layer) and :class:`CircuitRule` (the steady state of
   a circuit of the engine) are its two kinds.
 - rules that change the weights themselves, such as plastic circuits whose weights are ODE

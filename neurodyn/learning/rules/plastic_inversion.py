@@ -3,7 +3,7 @@ same ODE as DI's controllers (the rules ``di`` and ``sldi`` with ``plasticity = 
 
 :class:`InversionLearning` wraps the backward circuit (sequential DI, eq. 16, or single-loop
 DI, S3-S5) of a network and adds the local learning rule of every layer (supplement Eq. 2
-as weight dynamics, EQUATIONS.md 1.8):
+as weight dynamics):
 
     dW_l/dt = gate(t) delta_l h_{l-1}^T / tau_w,   db_l/dt = gate(t) delta_l / tau_w,   l = 1..L,
 
