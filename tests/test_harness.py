@@ -40,6 +40,7 @@ steps = {steps}
 eval_every = {every}
 eval_samples = 50
 probe_samples = 8
+null_space_samples = 8
 """
 
 

@@ -33,6 +33,7 @@ batch_size = {batch}
 steps = {steps}
 eval_every = {every}
 eval_samples = 50
+null_space_samples = 0
 {rules}
 """
 ALL_RULES = """

@@ -33,6 +33,7 @@ eval_every = 100
 eval_samples = 500                         # training samples for the train loss
 probe_samples = 500                        # the first of those for angles and steady states (default: all)
 gauss_newton_angles = true                 # angle of each hidden update to the Gauss-Newton-target update
+null_space_samples = 100                   # probe samples for the null-space fraction of each update (0: off)
 
 [rules.bp]
 [rules.fa_random]
@@ -129,6 +130,7 @@ class TrainingSpec(BaseModel):
     eval_samples: int = Field(500, gt=0)
     probe_samples: int | None = Field(None, gt=0)
     gauss_newton_angles: bool = True
+    null_space_samples: int = Field(100, ge=0)
 
     @model_validator(mode="after")
     def _length(self):
@@ -210,7 +212,8 @@ def _rule_options(file, label: str, table, network: NetworkSpec) -> RuleOptions:
     try:
         options = cls.Options(**table)
     except ValidationError as err:
-        raise _pydantic_error(file, where, err) from None
+        bad = _pydantic_error(file, where, err)
+        raise ModelError(file, bad.key, f"rule '{name}': {bad.message}") from None
     L = len(network.sizes) - 1
     if L < cls.min_layers:
         need = cls.min_layers

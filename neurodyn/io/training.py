@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import __version__
 from ..learning import data as datasets
-from ..learning.metrics import alignment, feedback_abscissa, steady_state_metrics
+from ..learning.metrics import alignment, feedback_abscissa, steady_state_metrics, target_metrics
 from ..learning.network import init_network
 from ..learning.rules import RULES
 from ..learning.train import SGD, batches, evaluate, run_steps
@@ -94,6 +94,11 @@ def _metrics_row(label, step, rule, net, exp, data, probe, wall, per_update):
         row[f"angle_gn_W{l}"] = float(angle)
     for l, W in enumerate(net.W, start=1):
         row[f"norm_W{l}"] = float(jnp.linalg.norm(W))
+    n_null = min(t.null_space_samples, len(probe["angles"][0]))
+    for key, values in target_metrics(rule, net, loss, *probe["angles"], null_space=n_null).items():
+        prefix = "null_space_W" if key == "null_space" else f"{key}_h"
+        for l, v in enumerate(np.asarray(values), start=1):
+            row[f"{prefix}{l}"] = float(v)
     for name, value in rule.learned_arrays().items():
         row[f"norm_{name}"] = float(jnp.linalg.norm(value))
     for l, sa in enumerate(feedback_abscissa(rule, net), start=2):

@@ -29,6 +29,15 @@ def loss_value(name: str, forward, t):
     raise ValueError(f"unknown loss '{name}' (choose from {', '.join(LOSSES)})")
 
 
+def output_descent(name: str, network, forward, t):
+    """``-dL/do`` on the output activity ``o`` of :meth:`Network.output`: ``t - h_L`` for
+    squared error, ``t - softmax(a_L)`` for cross-entropy (``o = a_L``). A target step is
+    ``o_hat = o + eta_hat (-dL/do)``, i.e. ``h_L - eta_hat e_L`` (thesis 4.4)."""
+    if name == "cross_entropy":
+        return t - jax.nn.softmax(forward.a[-1], axis=-1)
+    return t - forward.h[-1]
+
+
 def output_error(name: str, network, forward, t):
     """``delta_L = -dL/da_L``: ``(t - y) s'(a_L)`` for squared error (``t - y`` for a linear
     output, as in the paper), ``t - softmax(a_L)`` for cross-entropy."""

@@ -3,11 +3,16 @@ layer's update to BP's and to the update driven by Gauss-Newton targets, the ste
 state of circuit rules, and the stability of the S24 loops a rule relies on.
 
 Gauss-Newton targets (Meulemans et al. 2020 eq. 13, TP thesis 5.60): for
-hidden layer ``l`` the target step ``Delta h_l = J_l^+ delta_L`` with ``J_l = da_L/dh_l``
-(``delta_L = -dL/da_L``; for a linear output and squared loss ``-J_l^+ e_L``), and the
-weight update it drives ``sum_b (s_l'(a_l) * Delta h_l) h_{l-1}^T``. Angles are taken
+hidden layer ``l`` the target step ``Delta h_l = -J_l^+ e_L`` with ``J_l = do/dh_l`` (``o``
+the output activity, ``a_L`` under a softmax), and the weight update it drives ``sum_b
+(s_l'(a_l) * Delta h_l) h_{l-1}^T`` (:mod:`.rules.gn`). Angles are taken
 between updates summed over the probe samples (Frobenius inner product); a layer a rule
 leaves fixed has no angle (NaN).
+
+Two diagnostics of Meulemans et al. (2020) and the TP thesis: the fraction of each
+sample's update that lies in the null space of the output's Jacobian with respect to the
+weights (:func:`null_space_fraction`, any rule), and for target-propagation rules the
+reconstruction and approximation errors of their targets (:func:`target_metrics`).
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .losses import output_error
 from .rules import BP
+from .rules.gn import GaussNewtonTargets, output_jacobians
+from .rules.targets import TargetRule
 
 
 def angle(a, b) -> jax.Array:
@@ -28,32 +34,49 @@ def angle(a, b) -> jax.Array:
     return jnp.degrees(jnp.arccos(jnp.clip(cos, -1.0, 1.0)))
 
 
-def _upper_jacobian(network, l: int, h_l):
-    """``J_l = da_L/dh_l`` at ``h_l`` for one sample (layers l+1..L)."""
-
-    def top(h):
-        for k in range(l, network.L):
-            a = network.W[k] @ h + network.b[k]
-            h = network.s[k](a) if k < network.L - 1 else a
-        return h
-
-    jac = jax.jacrev if network.sizes[-1] < network.sizes[l] else jax.jacfwd
-    return jac(top)(h_l)
-
-
 def gn_target_updates(network, x, t, loss: str) -> tuple:
-    """``sum_b (s_l'(a_l) * J_l^+ delta_L) h_{l-1}^T`` for the hidden layers l = 1..L-1."""
+    """``sum_b (s_l'(a_l) * J_l^+ (-dL/do)) h_{l-1}^T`` for the hidden layers l = 1..L-1:
+    the weight updates that exact Gauss-Newton targets drive (rule ``gn``)."""
+    dW, _ = GaussNewtonTargets(target_stepsize=1.0, damping=0.0).updates(network, x, t, loss)
+    return dW[:-1]
+
+
+def null_space_fraction(rule, network, x, t, loss: str) -> jax.Array:
+    """Per hidden layer, the mean over samples of the fraction of the norm of a sample's
+    update ``Delta W_l`` that lies in the null space of ``do/dW_l`` at that sample, which no
+    change of the output can see (Meulemans et al. 2020 Fig. 2; weights only, one sample at
+    a time). The row space of ``do/dW_l`` is ``{M^T y h_{l-1}^T}`` with ``M = J_l D_l``, so
+    the visible part of ``Delta W`` is ``M^+ M Delta W h h^T / ||h||^2`` and the rest is
+    null. Samples whose update is zero are left out (NaN if all are). Frozen layers report
+    the update the rule would make, before clipping."""
+    per_sample = jax.vmap(lambda xb, tb: rule.updates(network, xb[None], tb[None], loss)[0])(x, t)
     fwd = network.forward(x)
-    delta_L = output_error(loss, network, fwd, t)
     out = []
-    for l in range(1, network.L):
+    for l, J in enumerate(output_jacobians(network, fwd), start=1):
+        M = J * network.s[l - 1].deriv(fwd.a[l - 1])[:, None, :]
+        h = fwd.h[l - 1]
+        dW = per_sample[l - 1]
+        tiny = jnp.finfo(dW.dtype).tiny
+        seen = jnp.einsum("bij,bjk,bk->bi", jnp.linalg.pinv(M), M, jnp.einsum("bij,bj->bi", dW, h))
+        null = dW - seen[:, :, None] * h[:, None, :] / jnp.maximum(jnp.sum(h**2, axis=-1), tiny)[:, None, None]
+        total = jnp.linalg.norm(dW, axis=(1, 2))
+        fraction = jnp.where(total > 0, jnp.linalg.norm(null, axis=(1, 2)) / jnp.maximum(total, tiny), jnp.nan)
+        out.append(jnp.nanmean(fraction))
+    return jnp.stack(out)
 
-        def per_sample(h_l, a_l, h_prev, d):
-            dh = jnp.linalg.pinv(_upper_jacobian(network, l, h_l)) @ d
-            return jnp.outer(network.s[l - 1].deriv(a_l) * dh, h_prev)
 
-        out.append(jnp.sum(jax.vmap(per_sample)(fwd.h[l], fwd.a[l - 1], fwd.h[l - 1], delta_L), axis=0))
-    return tuple(out)
+@eqx.filter_jit
+def target_metrics(rule, network, loss: str, x, t, null_space: int = 0) -> dict:
+    """``null_space`` fractions (on the first ``null_space`` samples; none if 0) and, for
+    target-propagation rules, the mean norms of ``e_rec`` and ``e_approx`` per hidden layer
+    (thesis 5.40-5.41)."""
+    out = {}
+    if null_space and network.L > 1:
+        out["null_space"] = null_space_fraction(rule, network, x[:null_space], t[:null_space], loss)
+    if isinstance(rule, TargetRule):
+        errors = rule.target_errors(network, x, t, loss)
+        out.update({k: errors[k] for k in ("e_rec", "e_approx")})
+    return out
 
 
 @eqx.filter_jit

@@ -55,6 +55,30 @@ class Network(LayerSizes, eqx.Module):
     def __call__(self, x):
         return self.forward(x).h[-1]
 
+    @property
+    def softmax_output(self) -> bool:
+        return isinstance(self.s[-1], Softmax)
+
+    def target_nonlinearity(self, l: int):
+        """``s_l`` as seen by target propagation: the output of a softmax layer is its
+        pre-activation ``a_L`` (the loss holds the softmax), so there it is the identity."""
+        return parse("linear") if l == self.L and self.softmax_output else self.s[l - 1]
+
+    def output(self, fwd: "Forward"):
+        """The output activity ``o`` that targets and Gauss-Newton steps live on: ``h_L``,
+        or ``a_L`` for a softmax output."""
+        return fwd.a[-1] if self.softmax_output else fwd.h[-1]
+
+    def layer(self, l: int, h):
+        """``f_l(h_{l-1}) = s_l(W_l h_{l-1} + b_l)`` in target space (:meth:`target_nonlinearity`)."""
+        return self.target_nonlinearity(l)(jnp.einsum("...j,ij->...i", h, self.W[l - 1]) + self.b[l - 1])
+
+    def head(self, l: int, h_l):
+        """``f_{l,L}(h_l)``: the output activity ``o`` reached from layer ``l``'s activity."""
+        for k in range(l + 1, self.L + 1):
+            h_l = self.layer(k, h_l)
+        return h_l
+
 
 @dataclass(frozen=True)
 class Forward:

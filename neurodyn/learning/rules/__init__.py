@@ -19,8 +19,22 @@ from .fa import FA  # noqa: E402
 from .ndi import NDI  # noqa: E402
 from .pbp import PBP  # noqa: E402
 from .sldi import SLDI  # noqa: E402
+from .ao_sdtp import AOSDTP  # noqa: E402
+from .ddtp_control import DDTPControl  # noqa: E402
+from .ddtp_linear import DDTPLinear  # noqa: E402
+from .ddtp_rhl import DDTPRHL  # noqa: E402
+from .dtp import DTP  # noqa: E402
+from .dtp_bengio import DTPBengio  # noqa: E402
+from .dtp_drl import DTPDRL  # noqa: E402
+from .gn import GaussNewtonTargets  # noqa: E402
+from .sdtp import SDTP  # noqa: E402
+from .targets import LearnedTargetRule, TargetRule  # noqa: E402
+from .tp import TP  # noqa: E402
+from .tp_exact import TPExact  # noqa: E402
 
 __all__ = [
     "RULES", "Rule", "RuleOptions", "SignalRule", "LayerwiseRule", "CircuitRule", "get_rule", "make_rule", "register_rule",
     "ndi_matrix", "BP", "FA", "DFA", "PBP", "NDI", "DI", "SLDI",
+    "TargetRule", "LearnedTargetRule", "GaussNewtonTargets", "TPExact", "TP", "DTP", "DTPDRL", "DDTPLinear", "DDTPRHL",
+    "DDTPControl", "SDTP", "AOSDTP", "DTPBengio",
 ]

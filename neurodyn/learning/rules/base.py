@@ -171,12 +171,20 @@ class SignalRule(Rule):
         """``(sum_b delta_l h_{l-1}^T, sum_b delta_l)``; the hidden signals clipped to norm
         ``opt.clip``, the output error only if ``opt.clip_output`` (7.7.1)."""
         fwd = network.forward(x)
-        *hidden, delta_L = self.signals(network, fwd, output_error(loss, network, fwd, t))
-        clip = None if opt is None else opt.clip
-        deltas = [clip_norm(d, clip) for d in hidden] + [clip_norm(delta_L, clip if opt is not None and opt.clip_output else None)]
-        dW = tuple(d.T @ h for d, h in zip(deltas, fwd.h[:-1]))
-        db = tuple(jnp.sum(d, axis=0) for d in deltas)
-        return dW, db
+        return outer_updates(fwd, clipped(self.signals(network, fwd, output_error(loss, network, fwd, t)), opt))
+
+
+def clipped(deltas, opt: SGD | None) -> list:
+    """Signals ``delta_1..delta_L`` with each sample's hidden signal clipped to norm
+    ``opt.clip`` and the output error only if ``opt.clip_output`` (7.7.1)."""
+    clip = None if opt is None else opt.clip
+    *hidden, delta_L = deltas
+    return [clip_norm(d, clip) for d in hidden] + [clip_norm(delta_L, clip if opt is not None and opt.clip_output else None)]
+
+
+def outer_updates(fwd, deltas) -> tuple[tuple, tuple]:
+    """``(sum_b delta_l h_{l-1}^T, sum_b delta_l)`` for a batch (leading axis)."""
+    return tuple(d.T @ h for d, h in zip(deltas, fwd.h[:-1])), tuple(jnp.sum(d, axis=0) for d in deltas)
 
 
 class LayerwiseRule(SignalRule):
