@@ -49,20 +49,24 @@ def null_space_fraction(rule, network, x, t, loss: str) -> jax.Array:
     the visible part of ``Delta W`` is ``M^+ M Delta W h h^T / ||h||^2`` and the rest is
     null. Samples whose update is zero are left out (NaN if all are). Frozen layers report
     the update the rule would make, before clipping."""
-    per_sample = jax.vmap(lambda xb, tb: rule.updates(network, xb[None], tb[None], loss)[0])(x, t)
-    fwd = network.forward(x)
-    out = []
-    for l, J in enumerate(output_jacobians(network, fwd), start=1):
-        M = J * network.s[l - 1].deriv(fwd.a[l - 1])[:, None, :]
-        h = fwd.h[l - 1]
-        dW = per_sample[l - 1]
-        tiny = jnp.finfo(dW.dtype).tiny
-        seen = jnp.einsum("bij,bjk,bk->bi", jnp.linalg.pinv(M), M, jnp.einsum("bij,bj->bi", dW, h))
-        null = dW - seen[:, :, None] * h[:, None, :] / jnp.maximum(jnp.sum(h**2, axis=-1), tiny)[:, None, None]
-        total = jnp.linalg.norm(dW, axis=(1, 2))
-        fraction = jnp.where(total > 0, jnp.linalg.norm(null, axis=(1, 2)) / jnp.maximum(total, tiny), jnp.nan)
-        out.append(jnp.nanmean(fraction))
-    return jnp.stack(out)
+    def one(xt):
+        xb, tb = xt[0][None], xt[1][None]
+        updates, _ = rule.updates(network, xb, tb, loss)
+        fwd = network.forward(xb)
+        out = []
+        for l, J in enumerate(output_jacobians(network, fwd), start=1):
+            M = (J * network.s[l - 1].deriv(fwd.a[l - 1])[:, None, :])[0]
+            h, dW = fwd.h[l - 1][0], updates[l - 1]
+            tiny = jnp.finfo(dW.dtype).tiny
+            # M^+ M y = M^T (M M^T)^+ M y: the pseudo-inverse of the small (d_L, d_L) Gram matrix
+            seen = M.T @ (jnp.linalg.pinv(M @ M.T, hermitian=True) @ (M @ (dW @ h)))
+            null = dW - jnp.outer(seen, h) / jnp.maximum(h @ h, tiny)
+            total = jnp.linalg.norm(dW)
+            out.append(jnp.where(total > 0, jnp.linalg.norm(null) / jnp.maximum(total, tiny), jnp.nan))
+        return jnp.stack(out)
+
+    # a few samples at a time: every sample's update is a full set of weight matrices
+    return jnp.nanmean(jax.lax.map(one, (x, t), batch_size=8), axis=0)
 
 
 @eqx.filter_jit
