@@ -49,6 +49,7 @@ def null_space_fraction(rule, network, x, t, loss: str) -> jax.Array:
     the visible part of ``Delta W`` is ``M^+ M Delta W h h^T / ||h||^2`` and the rest is
     null. Samples whose update is zero are left out (NaN if all are). Frozen layers report
     the update the rule would make, before clipping."""
+
     def one(xt):
         xb, tb = xt[0][None], xt[1][None]
         updates, _ = rule.updates(network, xb, tb, loss)
