@@ -1,4 +1,4 @@
-"""Analysis tests run in float64, as the CLI does (DESIGN.md, Numerics)."""
+"""Analysis tests run in float64, as the CLI does."""
 
 import jax
 

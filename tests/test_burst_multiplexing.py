@@ -1,4 +1,4 @@
-"""Burst-multiplexing network (thesis section 6.9, eqs 6.43-6.59; EQUATIONS.md section 3):
+"""Burst-multiplexing network (thesis section 6.9, eqs 6.43-6.59):
 event rates are the forward pass in both phases, the phase difference of the burst
 probabilities is (6.59) (exact for a linear apical transfer, O(eta_hat^2) otherwise), the
 analytic Jacobian, the local rules against a hand computation, phase switches on the

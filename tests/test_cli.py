@@ -1,4 +1,4 @@
-"""The ``neurodyn`` command (DESIGN.md, "CLI contract").
+"""The ``neurodyn`` command (its contract: exit codes, messages, outputs).
 
 Most runs call ``neurodyn.cli.main(argv)`` in-process (one JIT compile per circuit shape
 for the whole file); a few go through ``python -m neurodyn`` in a subprocess to check the

@@ -1,4 +1,4 @@
-"""Continuous DTP (Bengio 2020, section 10.2, eqs 46-54; EQUATIONS.md 4): Propositions 1,
+"""Continuous DTP (Bengio 2020, section 10.2, eqs 46-54): Propositions 1,
 2, 3, 5 and 8 in the continuous reading and in the discrete iteration (46)-(53), and the
 agreement of the two."""
 

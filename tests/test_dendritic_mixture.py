@@ -1,4 +1,4 @@
-"""Segregated-dendrite mixture model (thesis sections 6.3-6.8; EQUATIONS.md section 2):
+"""Segregated-dendrite mixture model (thesis sections 6.3-6.8):
 fixed points against (6.12), (6.15) and the first-order recursion, the two-phase signal
 (6.35) against the single-phase one (6.17), the block-tridiagonal Jacobian (6.40) and the
 plasticity rules (6.17), (6.26), (6.35), (6.37)."""
@@ -131,7 +131,7 @@ def test_eq_6_15_scales_like_r_to_the_L_plus_1_minus_i():
 # ---- learned inverses -----------------------------------------------------------------
 @pytest.mark.parametrize("s", ["linear", "tanh"])
 def test_recursion_is_exact_for_affine_apical_transfer(s):
-    """d_i = r rho_i + r J_{g_i} d_{i+1}, d_L = -r eta_hat e_L (EQUATIONS.md section 2):
+    """d_i = r rho_i + r J_{g_i} d_{i+1}, d_L = -r eta_hat e_L:
     exact when t_i is linear (g_i affine), whatever s_i; here with unequal sizes, where no
     exact inverse exists."""
     rng = np.random.default_rng(4)

@@ -24,7 +24,7 @@ CASES = [(shape, leak) for shape in SIZES for leak in (0.0, 0.01, 0.1) if not (s
 
 @pytest.mark.parametrize("shape, leak", CASES)
 def test_linear_steady_state_equals_ndi_closed_form(shape, leak):
-    """Linear DI settles at B (W B - alpha I)^{-1} delta (EQUATIONS.md 1.1)."""
+    """Linear DI settles at B (W B - alpha I)^{-1} delta."""
     rng = np.random.default_rng(CASES.index((shape, leak)))
     d_in, d_out = SIZES[shape]
     W = jnp.asarray(conditioned(rng, d_out, d_in))

@@ -10,7 +10,7 @@ the event rate ``h_i = s_i(a^b_i)`` (6.45) and the burst probability
 
 so at rest ``h_i^* = f_i(h_{i-1}^*)`` (6.49, the forward pass) and
 ``hhat_i^* = g_i(hhat_{i+1}^*)`` with ``g_i = t_i(Q_i .)`` (6.50). The output burst
-probability is the teaching signal (6.51), read as in EQUATIONS.md section 3:
+probability is the teaching signal (6.51), read as follows:
 
     hhat_L = h_L^trgt = h_L^* - lambda(t) eta_hat e_L                    (6.54)
 
@@ -30,8 +30,7 @@ at the top, ``h_L^* - h_L(t) + eta_hat e_L``, grows as ``h_L`` moves, and the we
 away; measured in tests/test_burst_multiplexing.py). Without a schedule (a constant
 phase) ``hhat_L = h_L - lambda eta_hat e_L``.
 
-The forward rule (6.58, with the index read as ``i`` and (6.56) with a minus sign,
-EQUATIONS.md section 3), gated to the learning phase, is
+The forward rule (6.58, with the index read as ``i`` and (6.56) with a minus sign), gated to the learning phase, is
 
     dW_i/dt = -eta lambda(t) D_{s_i} (hhatf_i - hhat_i) h_{i-1}^T            (6.58)
            ~= -eta D_{s_i} (eta_hat J_{g_i} ... J_{g_{L-1}} e_L) h_{i-1}^T   (6.59)

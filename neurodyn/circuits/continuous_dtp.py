@@ -1,4 +1,4 @@
-"""Continuous DTP with a gating signal gamma (Bengio 2020, section 10.2; EQUATIONS.md 4).
+"""Continuous DTP with a gating signal gamma (Bengio 2020, section 10.2).
 
 Every layer runs the same local circuit all the time; ``gamma_l(t)`` (1 = feedforward
 phase, 0 = feedback phase, anything in between) decides what it computes. With
@@ -9,7 +9,7 @@ phase, 0 = feedback phase, anything in between) decides what it computes. With
     h_l       = f_l(gamma_l a_{l-1} + (1 - gamma_l) g_l(u_l)) = f_l(tau_{l-1})   (46)
 
 (``h_1 = f_1(x)``: layer 1 has no decoder.) The discrete updates (47), (48) read in
-continuous time (EQUATIONS.md 4)
+continuous time (our reading)
 
     du_l/dt = tau_l - h_l   while gamma_l < 1,   tau_l - u_l   while gamma_l = 1    (48)
     da_l/dt = (h_l - a_l) / tau_a   while gamma_l = 1, held otherwise                (47)
@@ -27,7 +27,7 @@ with ``y_l = tau_l - a_l``, or with the layer scale factor of (43)
 ``y_l = ||tau_L - a_L||^2 / ||tau_l - a_l||^2 (tau_l - a_l)``: because the rule integrates
 a time derivative, the total change telescopes (Proposition 5, eqs 58-59) to
 ``Delta W_l = lr_w y_l(T) n_{l-1}^T``, i.e. the factor is applied once, with its value at
-the end of the feedback phase (EQUATIONS.md: not the printed (53)). The gate of ``W_l`` is
+the end of the feedback phase (our reading, not the printed (53)). The gate of ``W_l`` is
 the gamma of ``tau_l`` (``gamma_{l+1}``, ``gamma_L`` for the top layer).
 
 Steps in gamma. A step makes ``tau`` jump, and an ODE cannot integrate the jump of
@@ -207,7 +207,7 @@ class ContinuousDTP(LayerSizes, Circuit):
         return gam, a, n, u, tau, h
 
     def vector_field(self, t, state, inputs):
-        """(47), (48) in continuous time (EQUATIONS.md 4); all layers at once."""
+        """(47), (48) in continuous time (our reading); all layers at once."""
         gam, a, n, u, tau, h = self.neural(t, state, inputs)
         out = {}
         for l in range(2, self.L + 1):

@@ -1,5 +1,5 @@
 """Segregated-dendrite mixture model of target propagation (thesis Meulemans 2019,
-sections 6.3-6.8, eqs 6.1-6.42; EQUATIONS.md section 2).
+sections 6.3-6.8, eqs 6.1-6.42).
 
 Each layer's rate is a convex mixture of its basal (forward) and apical (feedback)
 dendritic rates (eq. 6.1):
@@ -25,12 +25,11 @@ track the live ``d_i`` during the free phase and are frozen during the learning 
 
     tau d(d_free_i)/dt = (1 - p(t)) (h_i - f_i(h_{i-1}) - d_free_i).
 
-The learning phase then reads the DTP-like signal ``d_i^f - d_i^l`` (6.35 as EQUATIONS.md
-reads it). The buffers start at 0, ``h_i`` at the forward pass. ``closed_form``, ``checks``
+The learning phase then reads the DTP-like signal ``d_i^f - d_i^l`` (6.35 as we read it). The buffers start at 0, ``h_i`` at the forward pass. ``closed_form``, ``checks``
 and ``block_matrix`` (by default) describe the circuit at t = 0, i.e. in the free phase,
 which is also the phase after the last cycle: analyse a two-phase run that ends there.
 
-The first-order predictions (6.15) and the recursion of EQUATIONS.md section 2 are not
+The first-order predictions (6.15) and our first-order recursion for ``d_i`` are not
 exact, so they are reported by :meth:`DendriticMixture.first_order_errors`, not among the
 pass/fail ``checks`` (which hold to round-off: (6.12)).
 """
@@ -216,7 +215,7 @@ class DendriticMixture(LayerSizes, Circuit):
         return [inputs["x"]] + [state[f"h_{i}"] for i in range(1, self.L + 1)]
 
     def displacements(self, state, inputs):
-        """``d_i = h_i - f_i(h_{i-1})``, i = 1..L (EQUATIONS.md section 2), as a list."""
+        """``d_i = h_i - f_i(h_{i-1})``, i = 1..L, as a list."""
         h = self._layers(state, inputs)
         return [h[i] - self.f(i, h[i - 1]) for i in range(1, self.L + 1)]
 
@@ -295,7 +294,7 @@ class DendriticMixture(LayerSizes, Circuit):
         return out[::-1]
 
     def recursion_predictions(self, state, inputs, t=0.0):
-        """First-order recursion of EQUATIONS.md section 2 (replacing 6.20-6.22):
+        """Our first-order recursion (replacing 6.20-6.22):
         ``d_i ~ r rho_i + r J_{g_i} d_{i+1}`` with ``rho_i = g_i(f_{i+1}(h_i)) - h_i`` and
         ``J_{g_i}`` at ``f_{i+1}(h_i)`` (6.7), from the measured ``d_{i+1}``;
         ``d_L = -r eta_hat e_L``. A list over i = 1..L."""
@@ -370,7 +369,7 @@ class DendriticMixture(LayerSizes, Circuit):
         Single phase: ``dW_i/dt = -eta_i D_{s_i} (f_i(h_{i-1}) - h_i) h_{i-1}^T`` (6.17);
         ``dQ_i/dt = -eta_i^inv (g_i(h_{i+1}) - h_i) t_i(h_{i+1})^T - eta_i^inv lambda Q_i`` (6.26).
         Two phases: ``dW_i/dt = -p(t) eta_i D_{s_i} (d_free_i - d_i) h_{i-1}^T`` (6.35 read
-        with ``d_i``, EQUATIONS.md section 2; learning phase only) and ``dQ_i/dt`` as (6.26)
+        with ``d_i``; learning phase only) and ``dQ_i/dt`` as (6.26)
         times ``1 - p(t)`` (6.37 with ``eta_inv`` in the decay; free phase only). ``D_{s_i}``
         is taken at ``W_i h_{i-1}`` with the live (learning-phase) rates.
         """

@@ -68,7 +68,7 @@ class DynamicInversion(LayerStack):
     def closed_form(self, inputs):
         """Linear dynamics (linear g, or the linearized controller), layer by layer from the
         top: ``u_l = (W_l B_l - alpha I)^{-1} delta_l``, ``delta_{l-1} = B_l u_l``
-        (EQUATIONS.md 1.1, the NDI matrix of Algorithm 5)."""
+        (the NDI matrix of Algorithm 5)."""
         if not self.linearized and any(g.name != "linear" for g in self.g):
             return None
         state = {}

@@ -1,6 +1,6 @@
 """Fixed points: integrate towards steady state, then polish with Newton.
 
-Two routes (DESIGN.md, Numerics):
+Two routes:
 
 - ``method="ode"``: :func:`~neurodyn.core.simulate.simulate` to steady state, then
   Newton-polish on the circuit's reduced equilibrium equation;

@@ -15,7 +15,7 @@ NAMES = ("linear", "tanh", "relu", "leaky_relu")
 
 
 class Nonlinearity(eqx.Module):
-    """A transfer function ``s`` with ``s'`` and ``s^{-1}`` (EQUATIONS.md section 0)."""
+    """A transfer function ``s`` with ``s'`` and ``s^{-1}`` ."""
 
     name: str = eqx.field(static=True)
     slope: float = eqx.field(static=True, default=0.0)

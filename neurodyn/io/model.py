@@ -1,6 +1,6 @@
 """Model files (TOML): parse, validate and build a circuit with its inputs.
 
-The contract is in DESIGN.md; every problem becomes a :class:`ModelError` naming the
+The format is documented in the README ("Model files"); every problem becomes a :class:`ModelError` naming the
 file and the key. Model files never execute code.
 """
 

@@ -1,4 +1,4 @@
-"""Losses and the output error ``delta_L`` they define (EQUATIONS.md 1.8: ``delta_L = t - y``).
+"""Losses and the output error ``delta_L`` they define (``delta_L = t - y`` for the squared error).
 
 Errors point downhill: ``delta_L = -dL/da_L``, so ``W_l += eta delta_l h_{l-1}^T`` descends.
 """

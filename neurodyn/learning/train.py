@@ -1,5 +1,5 @@
 """Training: online or mini-batch SGD with weight decay, the updates coming from a
-credit-assignment rule (supplement Eq. 2, section 7.7; EQUATIONS.md 1.8).
+credit-assignment rule (supplement Eq. 2, section 7.7).
 
 Each mini-batch is one :meth:`Rule.step`: for the signal rules ``W_l += eta (sum_b
 delta_l h_{l-1}^T - lambda W_l)`` and ``b_l += eta sum_b delta_l``, with each sample's
