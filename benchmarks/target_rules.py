@@ -47,14 +47,15 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
 
-from neurodyn.learning.data import DATA_ENV, DataError, find_mnist, mnist  # noqa: E402
 from neurodyn.learning.metrics import alignment, target_metrics  # noqa: E402
 from neurodyn.learning.network import init_network  # noqa: E402
 from neurodyn.learning.optimizer import SGD  # noqa: E402
 from neurodyn.learning.rules import make_rule  # noqa: E402
 from neurodyn.learning.train import batches, run_steps  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mnist_data import load_data  # noqa: E402
 
 SIZES = [784, 256, 256, 256, 256, 256, 10]
 NONLINEARITIES = ["tanh"] * 5 + ["softmax"]
@@ -64,19 +65,6 @@ LR = 0.01
 RULES = ("bp", "dtp", "ddtp_linear", "dtp_drl", "ddtp_rhl", "ddtp_control", "sdtp", "gn")
 GOAL_COST_VS_BP = 3.0
 GOAL_ANALYSIS_S = 2.0
-
-
-def load(data_dir: str | None, n: int) -> tuple[np.ndarray, np.ndarray, str]:
-    base = data_dir or os.environ.get(DATA_ENV)
-    try:
-        files = find_mnist(base)
-    except DataError:
-        files = None
-    if files is not None:
-        ds = mnist(files.directory, task="classification", split="test-8k-2k")
-        return ds.x_train, ds.y_train, f"MNIST t10k ({files.directory})"
-    rng = np.random.default_rng(0)
-    return rng.standard_normal((n, SIZES[0])), np.eye(10)[rng.integers(0, 10, n)], "random inputs (no MNIST files found)"
 
 
 def best_time(fn, repeats: int) -> float:
@@ -142,7 +130,8 @@ def main(argv=None) -> int:
         args.steps, args.repeats, args.probes = 10, 1, 100
     names = ["bp"] + [r for r in args.rules if r != "bp"]
 
-    x, t, source = load(args.data_dir, max(args.steps * BATCH, args.probes))
+    data = load_data(args.data_dir)
+    x, t, source = data.x_train, data.t_train, data.source
     net = init_network(SIZES, NONLINEARITIES, seed=0)
     xs, ts = batches(x, t, start=0, steps=args.steps, batch_size=BATCH, seed=0)
     print(f"data: {source}; device: {jax.devices()[0].platform}; {args.steps} batches of {BATCH}, best of {args.repeats}")

@@ -81,11 +81,9 @@ ratios within one run.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -109,7 +107,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from di_throughput import ALPHA, EULER_DT, EULER_STEPS, euler_one, machine_info, timed, write_json  # noqa: E402
 
 from neurodyn.core.equilibrium import solve_fixed_point  # noqa: E402
-from neurodyn.learning.data import DATA_ENV, SPLIT_SEED, DataError, find_mnist, mnist  # noqa: E402
+from mnist_data import N_TEST, N_TRAIN, Data, load_data  # noqa: E402
+from neurodyn.learning.data import DATA_ENV  # noqa: E402
 from neurodyn.learning.network import Forward, Network, init_network  # noqa: E402
 from neurodyn.learning.rules import BP, DI  # noqa: E402
 from neurodyn.learning.train import SGD, batches, evaluate, run_steps  # noqa: E402
@@ -123,50 +122,11 @@ B_GAIN = 50.0
 LR = 1e-3
 WEIGHT_DECAY = 1e-6
 ORDER_SEED = 0
-N_TRAIN, N_TEST = 8000, 2000
 
 TARGET_EPOCH_S = 60.0
 TARGET_SPEEDUP = 20.0
 TARGET_MAX_REL_WEIGHT_DIFF = 1e-6
 FOUNDATION_MAX_SAMPLES = 50
-
-
-# ---- data ------------------------------------------------------------------------
-def synthetic_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Noisy class prototypes in [0, 1] with MNIST's shapes: ``(n, 784)`` floats, labels."""
-    rng = np.random.default_rng(seed)
-    prototypes = rng.uniform(0.0, 1.0, (10, SIZES[0]))
-    labels = rng.integers(0, 10, n)
-    return np.clip(prototypes[labels] + 0.5 * rng.standard_normal((n, SIZES[0])), 0.0, 1.0), labels
-
-
-@dataclass
-class Data:
-    x_train: np.ndarray
-    t_train: np.ndarray
-    x_test: np.ndarray
-    t_test: np.ndarray
-    source: str
-
-
-def load_data(data_dir: str | None) -> Data:
-    """MNIST t10k through ``neurodyn.learning.data.mnist`` (split ``test-8k-2k``,
-    classification preprocessing), or synthetic data split and scaled the same way."""
-    base = data_dir or os.environ.get(DATA_ENV)
-    try:
-        files = find_mnist(base)
-    except DataError:
-        files = None
-    if files is not None:
-        ds = mnist(files.directory, task="classification", split="test-8k-2k")
-        return Data(ds.x_train, ds.y_train, ds.x_test, ds.y_test, f"MNIST t10k ({files.directory})")
-    x, labels = synthetic_images(N_TRAIN + N_TEST, SPLIT_SEED)
-    order = np.random.default_rng(SPLIT_SEED).permutation(len(x))
-    train, test = order[:N_TRAIN], order[-N_TEST:]
-    mean = x[train].mean(axis=0)
-    scale = float(np.sqrt(np.mean((x[train] - mean) ** 2)))
-    onehot = np.eye(10)[labels]
-    return Data((x[train] - mean) / scale, onehot[train], (x[test] - mean) / scale, onehot[test], f"synthetic (no MNIST t10k files under {base})")
 
 
 # ---- setup ------------------------------------------------------------------------
@@ -188,7 +148,7 @@ def accuracy(net: Network, data: Data) -> float:
 def train_neurodyn(rule, net, opt, xs, ts) -> tuple[Network, float, float]:
     """``(trained network, seconds, compile_s)`` for one ``run_steps`` call over ``xs``."""
     compiled, compile_s = timed(lambda: run_steps.lower(rule, net, LOSS, opt, xs, ts).compile())
-    trained, seconds = timed(lambda: jax.block_until_ready(compiled(rule, net, LOSS, opt, xs, ts)))
+    (trained, _), seconds = timed(lambda: jax.block_until_ready(compiled(rule, net, LOSS, opt, xs, ts)))
     return trained, seconds, compile_s
 
 
@@ -404,7 +364,7 @@ def main(argv=None) -> int:
     net, nd_s, nd_compile = train_neurodyn(rule, net0, opt, xs, ts)
     acc_after = accuracy(net, data)
     nb = args.baseline_samples
-    nd_at_nb = params(net if nb == args.samples else run_steps(rule, net0, LOSS, opt, xs[:nb], ts[:nb]))
+    nd_at_nb = params(net if nb == args.samples else run_steps(rule, net0, LOSS, opt, xs[:nb], ts[:nb])[0])
 
     xs_np, ts_np, B2 = np.asarray(xs[:, 0]), np.asarray(ts[:, 0]), np.ascontiguousarray(np.asarray(rule.B[0]))
     runs = {}
@@ -413,7 +373,7 @@ def main(argv=None) -> int:
         print(f"  {method}: {n} samples ...", file=sys.stderr, flush=True)
         _, compile_s = timed(train_baseline, kernel, p0, B2, xs_np[:1], ts_np[:1])
         (p, worst), seconds = timed(train_baseline, kernel, p0, B2, xs_np[:n], ts_np[:n])
-        reference = nd_at_nb if n == nb else params(run_steps(rule, net0, LOSS, opt, xs[:n], ts[:n]))
+        reference = nd_at_nb if n == nb else params(run_steps(rule, net0, LOSS, opt, xs[:n], ts[:n])[0])
         runs[method] = (n, seconds, compile_s, weight_differences(p, reference, p0), worst)
 
     n, seconds, _, _, _ = runs["baseline"]
