@@ -148,6 +148,10 @@ def test_plastic_circuits_train_beside_bp(tmp_path):
         final = summary["final"][label]
         assert final["steady_state_converged"] == 1.0 and final["wall_per_update_s"] > 0
     assert np.isnan(summary["final"]["bp_frozen"]["angle_bp_W1"]) and summary["final"]["bp_frozen"]["angle_bp_W2"] < 1e-6
+    # reconstruction errors on each circuit's target path: exact inverses (square layers) and phase differences have none
+    for label in ("mixture_exact", "mixture_two", "burst_multiplexing", "continuous_dtp"):
+        assert all(0 <= float(r["e_rec_h1"]) < 1e-9 and np.isfinite(float(r["e_approx_h1"])) for r in rows if r["rule"] == label), label
+    assert all(r["e_rec_h1"] == "" for r in rows if r["rule"] == "bp")
     assert float(first["mixture_exact"]["angle_gn_W1"]) < 20.0 < float(first["mixture_exact"]["angle_bp_W1"])
     assert summary["rules"]["mixture_exact"]["tau_w"]["W2"] == pytest.approx(0.25 * 0.1 * 10.0 / 0.01)
     assert "nonlinearity" not in summary["rules"]["mixture_exact"] and "gamma" not in summary["rules"]["continuous_dtp"]

@@ -23,7 +23,6 @@ import jax.numpy as jnp
 
 from .rules import BP
 from .rules.gn import GaussNewtonTargets, output_jacobians
-from .rules.targets import TargetRule
 
 
 def angle(a, b) -> jax.Array:
@@ -73,13 +72,14 @@ def null_space_fraction(rule, network, x, t, loss: str) -> jax.Array:
 @eqx.filter_jit
 def target_metrics(rule, network, loss: str, x, t, null_space: int = 0) -> dict:
     """``null_space`` fractions (on the first ``null_space`` samples; none if 0) and, for
-    target-propagation rules, the mean norms of ``e_rec`` and ``e_approx`` per hidden layer
-    (thesis 5.40-5.41)."""
+    rules with a target path (:meth:`Rule.target_errors`: target propagation, and the
+    circuits with learned inverses), the mean norms of ``e_rec`` and ``e_approx`` per hidden
+    layer (thesis 5.40-5.41)."""
     out = {}
     if null_space and network.L > 1:
         out["null_space"] = null_space_fraction(rule, network, x[:null_space], t[:null_space], loss)
-    if isinstance(rule, TargetRule):
-        errors = rule.target_errors(network, x, t, loss)
+    errors = rule.target_errors(network, x, t, loss)
+    if errors is not None:
         out.update({k: errors[k] for k in ("e_rec", "e_approx")})
     return out
 

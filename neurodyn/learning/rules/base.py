@@ -158,6 +158,12 @@ class Rule(eqx.Module):
         "converged", "stable"}`` on the samples (scalars), else None."""
         return None
 
+    def target_errors(self, network, x, t, loss: str) -> dict | None:
+        """For rules that propagate targets down a feedback path (discrete, or the path a
+        circuit approximates): ``{"e_tp", "e_rec", "e_approx"}``, mean norms per hidden layer
+        on the batch (:func:`~neurodyn.learning.rules.targets.target_errors`), else None."""
+        return None
+
 
 class SignalRule(Rule):
     """Rules that give per-layer learning signals ``delta_1..delta_L``."""

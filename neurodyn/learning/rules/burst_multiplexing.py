@@ -8,11 +8,13 @@ by ``-(eta T / tau_w) eta_hat e_L h_{L-1}^T``, so ``tau_w = eta eta_hat T / lr``
 learns in the free phases with ``tau_w = T_free / inverse_lr``.
 """
 
+import jax
 from pydantic import Field
 
 from ...circuits.burst_multiplexing import BurstMultiplexing, BurstOptions
 from .base import register_rule
-from .plastic_circuit import PlasticCircuitRule, PlasticRuleOptions, pinv_inverses
+from .plastic_circuit import PlasticCircuitRule, PlasticRuleOptions, difference_path, pinv_inverses
+from .targets import TargetPath
 
 
 class BurstRuleOptions(PlasticRuleOptions, BurstOptions):
@@ -29,7 +31,6 @@ class BurstRuleOptions(PlasticRuleOptions, BurstOptions):
         return BurstOptions(nonlinearity=list(nonlinearities), phases="two", **{k: getattr(self, k) for k in keys})
 
 
-
 @register_rule
 class BurstMultiplexingRule(PlasticCircuitRule):
     name = "burst_multiplexing"
@@ -44,3 +45,14 @@ class BurstMultiplexingRule(PlasticCircuitRule):
         t_learn, t_free = options.learning_duration * options.cycles, options.free_duration * options.cycles
         tau = options.eta * options.eta_hat * t_learn / lr
         return cls.assemble(circuit, network, options, lr=lr, t1=t1, tau_forward=tau, own=own, t_inverse=t_free, start="closed_form")
+
+    def target_path(self, circuit, network, fwd, t):
+        """The burst probabilities' path ``g_i = t_i(Q_i .)`` (6.50) from ``o_hat = h_L -
+        eta_hat e_L`` (6.54), as the difference of learning and free phases that (6.58) reads."""
+
+        def down(o_hat):
+            _, hhat = jax.vmap(circuit.apical_pass)(o_hat)
+            return tuple(hhat[i] for i in range(1, network.L))
+
+        o, hidden = fwd.h[-1], tuple(fwd.h[1:-1])
+        return TargetPath(difference_path(down, o, hidden), o, o - circuit.eta_hat * (o - t), hidden)

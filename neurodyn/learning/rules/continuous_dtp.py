@@ -13,12 +13,16 @@ Rates (:mod:`plastic_circuit`): with the frozen normalisation, (50) moves ``W_L`
 feedforward phase with ``tau_w = T_ff / inverse_lr``.
 """
 
+import jax
+import jax.numpy as jnp
+import optimistix as optx
 from pydantic import Field
 
 from ...circuits.continuous_dtp import CDTPOptions, ContinuousDTP
 from ...core.nonlinearities import parse
 from .base import register_rule
 from .plastic_circuit import PlasticCircuitRule, PlasticRuleOptions, pinv_inverses
+from .targets import TargetPath
 
 
 class CDTPRuleOptions(PlasticRuleOptions, CDTPOptions):
@@ -67,3 +71,30 @@ class ContinuousDTPRule(PlasticCircuitRule):
             circuit, network, options, lr=lr, t1=t1, tau_forward=options.lr_w * options.beta / lr, own=own,
             t_inverse=options.feedforward_duration, encode=network.s[0].inverse,
         )
+
+    def target_path(self, circuit, network, fwd, t):
+        """Targets on the pre-activations ``a_l`` (where (49) puts them) from ``tau_L = a_L -
+        beta e_L``: at the end of a feedback phase (gamma = 0) ``u_l`` rests where
+        ``f_l(g_l(u_l)) = tau_l`` and layer ``l - 1`` gets ``tau_{l-1} = g_l(u_l)`` (the
+        decoder-input correction (27) run to convergence). ``u_l`` is found per sample by
+        Newton's method from the phase's start ``u_l = a_l``; a sample with no solution (e.g.
+        a layer wider than the one below) has no target (NaN)."""
+        tol = float(jnp.finfo(fwd.a[0].dtype).eps) ** 0.6
+
+        def invert(l, tau, start):
+            residual = lambda u, tau: circuit.f(l, circuit.g(l, u)) - tau  # noqa: E731
+            stop = jax.lax.stop_gradient
+            sol = optx.root_find(residual, optx.Newton(rtol=tol, atol=tol), stop(start), stop(tau), max_steps=64, throw=False)
+            u = stop(sol.value)
+            # one more Newton step: the same root, and its derivative in tau (implicit function theorem)
+            u = u - jnp.linalg.solve(stop(jax.jacfwd(residual)(u, tau)), residual(u, tau))
+            return jnp.where(sol.result == optx.RESULTS.successful, circuit.g(l, u), jnp.nan)
+
+        def down(o_hat):
+            out = [o_hat]
+            for l in range(network.L, 1, -1):
+                out.append(jax.vmap(lambda tau, start, l=l: invert(l, tau, start))(out[-1], fwd.a[l - 1]))
+            return tuple(reversed(out[1:]))
+
+        o = fwd.a[-1]
+        return TargetPath(down, o, o - circuit.beta * (o - t), tuple(fwd.a[:-1]))

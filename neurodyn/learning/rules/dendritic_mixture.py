@@ -12,11 +12,13 @@ hidden layer the target-propagation step of rate ``lr``. ``Q`` learns for the wh
 
 from typing import Literal
 
+import jax
 from pydantic import Field
 
 from ...circuits.dendritic_mixture import DendriticMixture, MixtureOptions
 from .base import register_rule
-from .plastic_circuit import PlasticCircuitRule, PlasticRuleOptions, pinv_inverses
+from .plastic_circuit import PlasticCircuitRule, PlasticRuleOptions, difference_path, pinv_inverses
+from .targets import TargetPath
 
 
 class MixtureRuleOptions(PlasticRuleOptions, MixtureOptions):
@@ -57,3 +59,18 @@ class DendriticMixtureRule(PlasticCircuitRule):
             circuit, network, options, lr=lr, t1=t1, tau_forward=r * options.eta_hat * t_learn / lr, own=own, t_inverse=t_inverse
         )
         return rule, {**info, "eta": list(circuit.eta)}
+
+    def target_path(self, circuit, network, fwd, t):
+        """The apical rates ``g_i`` carried down from ``o_hat = h_L - eta_hat e_L`` (6.10):
+        hidden targets ``g_i(hhat_{i+1})`` (TP, single phase, thesis 6.5), or their change
+        from the free phase (two phases, 6.6)."""
+
+        def down(o_hat):
+            out = [o_hat]
+            for i in range(network.L - 1, 0, -1):
+                out.append(jax.vmap(lambda h, i=i: circuit.g(i, h))(out[-1]))
+            return tuple(reversed(out[1:]))
+
+        o, hidden = fwd.h[-1], tuple(fwd.h[1:-1])
+        targets = difference_path(down, o, hidden) if circuit.two_phase else down
+        return TargetPath(targets, o, o - circuit.eta_hat * (o - t), hidden)

@@ -34,6 +34,7 @@ from ...core.circuit import jacobian
 from ...core.plasticity import Plastic
 from ...core.simulate import ADAPTIVE_SOLVERS, integrate
 from .base import Rule, RuleOptions
+from .targets import TargetPath, target_errors
 
 
 #: largest real part of the neural Jacobian at a cycle's end still counted as stable
@@ -162,6 +163,16 @@ class PlasticCircuitRule(Rule):
         own = {n: v + total[n] for n, v in self.own.items()}
         return network, eqx.tree_at(lambda r: r.own, self, own)
 
+    def target_path(self, circuit, network, fwd, t) -> TargetPath | None:
+        """The discrete target path this circuit approximates, with the feedback arrays of
+        ``circuit`` (the rule's current ones), for the batch ``fwd``; None if it has none."""
+        return None
+
+    def target_errors(self, network, x, t, loss):
+        fwd = network.forward(x)
+        path = self.target_path(self.plastic.rebuild(self.weights(network)), network, fwd, t)
+        return None if path is None else target_errors(path)
+
     def steady_state(self, network, x, t, loss):
         """At the end of one cycle from the current weights: the largest ``max|dh/dt|`` of the
         neurons, the fraction of solves that reached ``t1``, and the fraction of samples
@@ -184,6 +195,15 @@ class PlasticCircuitRule(Rule):
             # buffers held in a phase (eigenvalue 0) are memory, not instability
             "stable": jnp.mean(abscissa <= MARGINAL),
         }
+
+
+def difference_path(down: Callable, o, hidden: tuple) -> Callable:
+    """Hidden targets ``h_l + G_l(o_hat) - G_l(o)`` of a circuit with a free and a learning
+    phase, ``down(o_hat) = (G_1(o_hat), ..., G_{L-1}(o_hat))`` its feedback path from the
+    top: the learning phase's feedback minus the free phase's keeps only the teaching
+    signal's share (DTP-like, thesis 6.6 and 6.9), so ``e_rec`` is zero by construction."""
+    free = down(o)
+    return lambda o_hat: tuple(h + a - b for h, a, b in zip(hidden, down(o_hat), free))
 
 
 def pinv_inverses(network, first: int) -> dict:

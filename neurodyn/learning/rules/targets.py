@@ -22,7 +22,8 @@ feedback as it was before the step.
 """
 
 import abc
-from typing import ClassVar, Literal
+from collections.abc import Callable
+from typing import ClassVar, Literal, NamedTuple
 
 import equinox as eqx
 import jax
@@ -77,30 +78,46 @@ class TargetRule(Rule):
         return outer_updates(*self.deltas(network, x, t, loss, opt))
 
     def target_errors(self, network, x, t, loss: str) -> dict:
-        """Thesis 5.38-5.41 on a batch, as mean norms per hidden layer (arrays of L-1):
-
-        - ``e_tp``: the linearised target step ``J_g (o_hat - o)``, ``J_g`` the Jacobian of
-          :meth:`targets` at ``o`` (5.39);
-        - ``e_rec``: ``hhat_l(o) - h_l``, the target a layer gets when the output needs no
-          change: the reconstruction errors of ``g`` carried down (5.40; zero with the
-          difference correction);
-        - ``e_approx``: ``hhat_l - h_l - e_tp`` = reconstruction plus Taylor errors (5.41).
-        """
         fwd = network.forward(x)
         o = self.top(network, fwd)
-        step = self.output_target(network, fwd, t, loss) - o
-        hhat = self.targets(network, fwd, o + step)
-        at_o, e_tp = jax.jvp(lambda oh: self.targets(network, fwd, oh), (o,), (step,))
+        path = TargetPath(lambda o_hat: self.targets(network, fwd, o_hat), o, self.output_target(network, fwd, t, loss), self.hidden(fwd))
+        return target_errors(path)
 
-        def mean_norm(vs):
-            return jnp.stack([jnp.mean(jnp.linalg.norm(v, axis=-1)) for v in vs])
 
-        h = self.hidden(fwd)
-        return {
-            "e_tp": mean_norm(e_tp),
-            "e_rec": mean_norm([r - hl for r, hl in zip(at_o, h)]),
-            "e_approx": mean_norm([a - hl - e for a, hl, e in zip(hhat, h, e_tp)]),
-        }
+class TargetPath(NamedTuple):
+    """A rule's hidden targets as a function of the output target, at one batch:
+    ``targets(o_hat) -> (hhat_1, ..., hhat_{L-1})``, the output activity ``o`` its targets
+    start from, the output target ``o_hat`` of this batch, and the hidden activities
+    ``hidden`` the targets are for (all batched)."""
+
+    targets: Callable
+    o: jax.Array
+    o_hat: jax.Array
+    hidden: tuple
+
+
+def target_errors(path: TargetPath) -> dict:
+    """Thesis 5.38-5.41 on a batch, as mean norms per hidden layer (arrays of L-1; samples
+    whose target is NaN, e.g. with no solution, are left out):
+
+    - ``e_tp``: the linearised target step ``J_g (o_hat - o)``, ``J_g`` the Jacobian of
+      ``path.targets`` at ``o`` (5.39);
+    - ``e_rec``: ``hhat_l(o) - h_l``, the target a layer gets when the output needs no
+      change: the reconstruction errors of the feedback path carried down (5.40; zero with
+      a difference correction);
+    - ``e_approx``: ``hhat_l(o_hat) - h_l - e_tp`` = reconstruction plus Taylor errors (5.41).
+    """
+    hhat = path.targets(path.o_hat)
+    at_o, e_tp = jax.jvp(path.targets, (path.o,), (path.o_hat - path.o,))
+
+    def mean_norm(vs):
+        return jnp.stack([jnp.nanmean(jnp.linalg.norm(v, axis=-1)) for v in vs])
+
+    return {
+        "e_tp": mean_norm(e_tp),
+        "e_rec": mean_norm([r - h for r, h in zip(at_o, path.hidden)]),
+        "e_approx": mean_norm([a - h - e for a, h, e in zip(hhat, path.hidden, e_tp)]),
+    }
 
 
 class LearnedFeedbackOptions(TargetOptions):
