@@ -43,6 +43,15 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int, help="use this seed instead of the file's (network, feedback, data and sample order)")
     tr.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: when stderr is a terminal)")
 
+    sw = sub.add_parser("sweep", help="train every setting x seed of an experiment file's [sweep] table into one results table")
+    sw.add_argument("experiment", nargs="?", help="experiment file with a [sweep] table")
+    sw.add_argument("--summary", type=Path, metavar="DIR", help="print the summary of a finished sweep's output folder and redraw its plot")
+    sw.add_argument("--workers", type=int, help="trials run at once, each in its own process (default: half the cores)")
+    sw.add_argument("--out", type=Path, help="output folder (default: out/<experiment name>)")
+    sw.add_argument("--resume", action="store_true", help="continue a killed sweep: finished trials are kept, interrupted ones continue")
+    sw.add_argument("--data-dir", help="folder with the MNIST IDX files (default: $NEURODYN_DATA)")
+    sw.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar over trials (default: when stderr is a terminal)")
+
     c = sub.add_parser("check", help="validate a model file and print the resolved circuit")
     c.add_argument("model", help="model file (TOML)")
 
@@ -165,6 +174,43 @@ def _cmd_train(args) -> int:
     return EXIT_OK
 
 
+def _cmd_sweep(args) -> int:
+    from .io.sweep import default_workers, load_sweep, run_sweep, summarize, summary_lines
+
+    if args.summary is not None:
+        if args.experiment is not None:
+            _error(f"{args.experiment}: give either an experiment file or --summary DIR, not both")
+            return EXIT_INPUT
+        summary, out = summarize(args.summary), args.summary
+    else:
+        if args.experiment is None:
+            _error("sweep: name an experiment file with a [sweep] table, or --summary DIR")
+            return EXIT_INPUT
+        workers = default_workers() if args.workers is None else args.workers
+        if workers < 1:
+            _error(f"{args.experiment}: --workers: must be at least 1, got {workers}")
+            return EXIT_INPUT
+        sweep = load_sweep(args.experiment)
+        out = _out_dir(args, sweep)
+        if out is None:
+            return EXIT_INPUT
+        progress = sys.stderr.isatty() if args.progress is None else args.progress
+        try:
+            summary = run_sweep(sweep, out, workers=workers, resume=args.resume, data_dir=args.data_dir, progress=progress)
+        except KeyboardInterrupt:
+            _error(f"interrupted; finished trials are kept in {out}/trials: continue with --resume")
+            return 130
+    print(f"sweep of {summary['experiment_file']}: final {summary['metric']} over seeds, per setting and rule")
+    for line in summary_lines(summary):
+        print(line)
+    print(f"  results in {out}/ (results.csv, summary.json, summary.png)")
+    entries = summary["settings"]
+    if entries and all(e["diverged"] == e["seeds"] for e in entries):
+        _error(f"{out}: every trial diverged; see {out}/summary.json")
+        return EXIT_NUMERICAL
+    return EXIT_OK
+
+
 def _cmd_check(args) -> int:
     from .io.model import load_model
 
@@ -225,7 +271,9 @@ def main(argv: list[str] | None = None) -> int:
     from .io.errors import ModelError, NumericalError
     from .learning.data import DataError
 
-    commands = {"simulate": _cmd_simulate, "stability": _cmd_stability, "train": _cmd_train, "check": _cmd_check, "list": _cmd_list}
+    commands = {
+        "simulate": _cmd_simulate, "stability": _cmd_stability, "train": _cmd_train, "sweep": _cmd_sweep, "check": _cmd_check, "list": _cmd_list,
+    }
     try:
         return commands[args.command](args)
     except (ModelError, DataError) as err:

@@ -69,7 +69,7 @@ from ..learning.rules import RULES, RuleOptions
 from .errors import ModelError, check_keys, suggest
 from .model import _pydantic_error
 
-TOP_KEYS = ("name", "description", "seed", "network", "data", "training", "rules")
+TOP_KEYS = ("name", "description", "seed", "network", "data", "training", "rules", "sweep")
 STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
@@ -139,6 +139,10 @@ class TrainingSpec(BaseModel):
         return self
 
 
+#: the sections of an experiment file with their schemas
+SPECS = {"network": NetworkSpec, "data": DataSpec, "training": TrainingSpec}
+
+
 class Experiment(BaseModel):
     model_config = ConfigDict(arbitrary_types_allowed=True)
     path: Path
@@ -155,17 +159,27 @@ class Experiment(BaseModel):
         return t.steps if t.steps is not None else int(math.ceil(t.epochs * (n_train // t.batch_size)))
 
 
-def load_experiment(path: str | Path) -> Experiment:
+def read_table(path: str | Path) -> tuple[Path, dict]:
+    """The experiment file's TOML table, unvalidated: ``(file, table)``."""
     file = Path(path)
     if not file.is_file():
         raise ModelError(file, None, "experiment file not found; check the path")
     try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
+        return file, tomllib.loads(file.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as err:
         raise ModelError(file, None, f"TOML syntax error: {err}") from None
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """The validated experiment of a file (a ``[sweep]`` table is left to :mod:`.sweep`)."""
+    return experiment_from_table(*read_table(path))
+
+
+def experiment_from_table(file: Path, data: dict) -> Experiment:
+    """The validated experiment of a TOML table read from ``file`` (errors name ``file``)."""
     check_keys(file, "", data, TOP_KEYS)
     sections = {}
-    for key, cls in (("network", NetworkSpec), ("data", DataSpec), ("training", TrainingSpec)):
+    for key, cls in SPECS.items():
         table = data.get(key)
         if not isinstance(table, dict):
             raise ModelError(file, f"[{key}]", f"missing table; add [{key}] (see the experiment file reference)")

@@ -163,3 +163,40 @@ def learning_curves_plot(path: Path, rows: list[dict], title: str) -> None:
     fig.suptitle(title)
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def sweep_plot(path: Path, summary: dict) -> None:
+    """A sweep's final metric (mean over seeds, one standard deviation as a band) against
+    its first swept option, one line per rule and value of the other swept options; without
+    a numeric swept option, one point per setting and rule."""
+    metric, swept = summary["metric"], summary["swept"]
+    entries = [e for e in summary["settings"] if metric in e]
+    fig, ax = plt.subplots(figsize=(7.5, 4.5), layout="constrained")
+    numeric = bool(swept) and all(isinstance(e["values"][swept[0]], (int, float)) for e in entries)
+    lines: dict = {}
+    for e in entries:
+        rest = ", ".join(f"{p} = {e['values'][p]:.3g}" if isinstance(e["values"][p], float) else f"{p} = {e['values'][p]}" for p in swept[1:])
+        label = f"{e['rule']} ({rest})" if rest else e["rule"]
+        x = e["values"][swept[0]] if numeric else e["setting"]
+        lines.setdefault(label, []).append((x, e[metric]["mean"], e[metric]["std"]))
+    for label, pts in lines.items():
+        x, m, s = (np.asarray(v, float) for v in zip(*sorted(pts)))
+        (line,) = ax.plot(x, m, marker="o", label=label)
+        ax.fill_between(x, m - s, m + s, color=line.get_color(), alpha=0.2, lw=0)
+    if numeric:
+        xs = np.asarray([e["values"][swept[0]] for e in entries], float)
+        if np.all(xs > 0) and xs.max() / xs.min() >= 10:
+            ax.set_xscale("log")
+        ax.set_xlabel(swept[0])
+    else:
+        ax.set_xlabel("setting (summary.json lists its values)")
+    means = np.asarray([e[metric]["mean"] for e in entries], float)
+    if means.size and np.all(means > 0) and means.max() / means.min() >= 100:
+        ax.set_yscale("log")
+    ax.set_ylabel(f"final {metric.replace('_', ' ')} (mean +- 1 s.d. over seeds)")
+    ax.set_title(f"sweep of {summary['experiment_file']}")
+    ax.grid(alpha=0.3)
+    if lines:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io as _io
 import json
+import socket
 import time
 from pathlib import Path
 
@@ -218,6 +219,7 @@ def _summary(exp, data, rows, rules_info, status, total) -> dict:
         "warnings": warnings,
         "version": __version__,
         "jax_backend": jax.default_backend(),
+        "host": socket.gethostname(),
     }
 
 

@@ -1,0 +1,176 @@
+"""Sweeps (``neurodyn sweep``): every trial is the training run of its setting and seed,
+results gather into one table and a summary over seeds, a killed sweep resumes without
+repeating a trial, a process pool gives the same numbers, and bad [sweep] tables are
+input errors naming the key before anything runs."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from neurodyn.cli import main
+from neurodyn.io.sweep import load_sweep, prepare, run_trial
+
+BASE = """
+name = "tiny_sweep"
+seed = 4
+[network]
+sizes = [4, 5, 3]
+nonlinearities = ["tanh", "linear"]
+init = "normal"
+init_scale = 1.0
+[data]
+kind = "nonlinear_regression"
+n_train = 60
+n_test = 30
+teacher_scale = 1.0
+[training]
+lr = 0.01
+batch_size = 4
+steps = 20
+eval_every = 10
+eval_samples = 30
+probe_samples = 10
+gauss_newton_angles = false
+null_space_samples = 0
+[rules.bp]
+[rules.fa]
+feedback = "random"
+"""
+
+SWEEP = """
+[sweep]
+seeds = 2
+[sweep.grid]
+"training.lr" = [0.02, 0.005]
+"""
+
+
+def _file(tmp_path, sweep=SWEEP, base=BASE):
+    path = tmp_path / "exp.toml"
+    path.write_text(base + sweep)
+    return path
+
+
+def _rows(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _without_wall(rows):
+    return [{k: v for k, v in r.items() if not k.startswith("wall")} for r in rows]
+
+
+def test_sweep_trials_are_training_runs_gathered_in_one_table(tmp_path, capsys):
+    file = _file(tmp_path)
+    assert main(["sweep", str(file), "--out", str(tmp_path / "sw"), "--workers", "1"]) == 0
+    rows = _rows(tmp_path / "sw" / "results.csv")
+    # 2 settings x 2 seeds, 2 rules, evaluations at 0, 10, 20
+    assert len(rows) == 4 * 2 * 3
+    assert list(rows[0])[:8] == ["trial", "seed", "setting", "rule", "step", "train_loss", "test_loss", "training.lr"]
+    assert {(r["training.lr"], r["seed"]) for r in rows} == {(lr, s) for lr in ("0.02", "0.005") for s in ("4", "5")}
+    assert all(r["status"] == "completed" and r["host"] for r in rows)
+
+    # a trial is exactly `neurodyn train` of its setting and seed
+    single = tmp_path / "single.toml"
+    single.write_text(BASE.replace("lr = 0.01", "lr = 0.005"))
+    assert main(["train", str(single), "--seed", "5", "--out", str(tmp_path / "single")]) == 0
+    direct = _without_wall(_rows(tmp_path / "single" / "metrics.csv"))
+    trial = [r for r in rows if r["training.lr"] == "0.005" and r["seed"] == "5"]
+    mine = _without_wall(_rows(tmp_path / "sw" / "trials" / trial[0]["trial"] / "metrics.csv"))
+    assert mine == direct
+
+    # the summary is the mean and spread over seeds of the final test loss
+    summary = json.loads((tmp_path / "sw" / "summary.json").read_text())
+    entry = next(e for e in summary["settings"] if e["rule"] == "fa" and e["values"] == {"training.lr": 0.02})
+    final = [float(r["test_loss"]) for r in rows if r["rule"] == "fa" and r["training.lr"] == "0.02" and r["step"] == "20"]
+    assert entry["test_loss"]["mean"] == pytest.approx(np.mean(final)) and entry["test_loss"]["std"] == pytest.approx(np.std(final, ddof=1))
+    assert entry["seeds"] == 2 and entry["diverged"] == 0
+    assert (tmp_path / "sw" / "summary.png").stat().st_size > 10_000
+    out = capsys.readouterr().out
+    assert "training.lr = 0.02 | fa" in out
+
+    # --summary DIR prints the same summary again
+    assert main(["sweep", "--summary", str(tmp_path / "sw")]) == 0
+    assert "training.lr = 0.005 | bp" in capsys.readouterr().out
+
+
+def test_killed_sweep_resumes_without_repeating_a_trial(tmp_path):
+    file = _file(tmp_path, sweep=SWEEP.replace("seeds = 2", "seeds = 1"))
+    out = tmp_path / "sw"
+    sweep = load_sweep(file)
+    todo = prepare(sweep, out, resume=False)
+    run_trial(str(out / "trials" / todo[0].name), None)  # the first trial finished, then the sweep was killed
+    (out / "trials" / ".trial_0001.tmp-x1").mkdir()  # while writing the second one's results
+    first = out / "trials" / todo[0].name / "metrics.csv"
+    stamp = first.stat().st_mtime_ns
+    assert main(["sweep", str(file), "--out", str(out), "--workers", "1"]) == 2  # needs --resume
+    assert main(["sweep", str(file), "--out", str(out), "--workers", "1", "--resume"]) == 0
+    assert first.stat().st_mtime_ns == stamp
+    assert sorted(p.name for p in (out / "trials").iterdir()) == ["trial_0000", "trial_0001"]
+    rows = _rows(out / "results.csv")
+    assert {r["trial"] for r in rows} == {"trial_0000", "trial_0001"}
+    # a different sweep in the same folder is refused
+    changed = _file(tmp_path, sweep=SWEEP.replace("0.005", "0.004"))
+    assert main(["sweep", str(changed), "--out", str(out), "--resume"]) == 2
+
+
+def test_process_pool_gives_the_same_numbers(tmp_path):
+    file = _file(tmp_path, sweep=SWEEP.replace("seeds = 2", "seeds = 1"))
+    assert main(["sweep", str(file), "--out", str(tmp_path / "one"), "--workers", "1"]) == 0
+    assert main(["sweep", str(file), "--out", str(tmp_path / "two"), "--workers", "2"]) == 0
+    a, b = (_without_wall(_rows(tmp_path / d / "results.csv")) for d in ("one", "two"))
+    assert a == b
+
+
+def test_random_search_draws_reproducible_settings_in_range(tmp_path):
+    sweep = """
+[sweep]
+mode = "random"
+samples = 6
+[sweep.grid]
+"rules.fa.feedback_scale" = [0.5, 1.0]
+[sweep.random]
+"training.lr" = { low = 1e-4, high = 1e-1, log = true }
+"training.batch_size" = { low = 1, high = 8, integer = true }
+"""
+    a, b = load_sweep(_file(tmp_path, sweep=sweep)), load_sweep(_file(tmp_path, sweep=sweep))
+    assert [t.values for t in a.trials] == [t.values for t in b.trials] and len(a.trials) == 6
+    lrs = [t.values["training.lr"] for t in a.trials]
+    assert all(1e-4 <= v <= 1e-1 for v in lrs) and len(set(lrs)) == 6
+    assert all(isinstance(t.values["training.batch_size"], int) and 1 <= t.values["training.batch_size"] <= 8 for t in a.trials)
+    assert {t.values["rules.fa.feedback_scale"] for t in a.trials} <= {0.5, 1.0}
+    assert a.tables["trial_0003"]["rules"]["fa"]["feedback_scale"] == a.trials[3].values["rules.fa.feedback_scale"]
+
+
+@pytest.mark.parametrize(
+    "sweep,key,words",
+    [
+        ('[sweep.grid]\n"training.lrr" = [0.1]\n', '[sweep.grid]."training.lrr"', ["did you mean 'lr'"]),
+        ('[sweep.grid]\n"rules.dtp.sigma" = [0.1]\n', '[sweep.grid]."rules.dtp.sigma"', ["no rule 'dtp'"]),
+        ('[sweep.grid]\n"rules.fa.sigma" = [0.1]\n', '[sweep.grid]."rules.fa.sigma"', ["rule 'fa' has no option 'sigma'"]),
+        ('[sweep.grid]\n"name" = ["x"]\n', '[sweep.grid]."name"', ["not an option"]),
+        ('[sweep.grid]\n"training.lr" = [0.1, -1.0]\n', '[sweep.grid]."training.lr" = -1.0', ["[training].lr"]),
+        ('[sweep.grid]\n"training.lr" = []\n', "[sweep]", ["no values"]),
+        ('[sweep]\nmode = "random"\n', "[sweep]", ["samples"]),
+        ('[sweep]\nseeds = 0\n', "[sweep].seeds", ["greater than or equal to 1"]),
+        ("[sweep]\nsede = 2\n", "[sweep]", ["sede"]),
+        ('[sweep.random]\n"training.lr" = { low = 1.0, high = 0.1 }\n', "[sweep]", ["low < high"]),
+        ("[sweep.grid]\n" + "".join(f'"training.{k}" = [{", ".join(["1"] * 20)}]\n' for k in ("batch_size", "eval_every", "eval_samples", "steps")), "[sweep]", ["160000 trials", "limit"]),
+    ],
+)
+def test_bad_sweep_tables_are_input_errors_naming_the_key(tmp_path, capsys, sweep, key, words):
+    file = _file(tmp_path, sweep=sweep)
+    assert main(["sweep", str(file), "--out", str(tmp_path / "sw")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{file}: {key}" in err, err
+    for w in words:
+        assert w in err, err
+    assert not (tmp_path / "sw").exists()
+
+
+def test_sweep_without_a_sweep_table_points_to_train(tmp_path, capsys):
+    assert main(["sweep", str(_file(tmp_path, sweep="")), "--out", str(tmp_path / "sw")]) == 2
+    assert "neurodyn train" in capsys.readouterr().err
+    assert main(["sweep", "--summary", str(tmp_path / "nothing")]) == 2
