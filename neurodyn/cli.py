@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--summary", type=Path, metavar="DIR", help="print the summary of a finished sweep's output folder and redraw its plot")
     sw.add_argument("--workers", type=int, help="trials run at once, each in its own process (default: half the cores)")
     sw.add_argument("--out", type=Path, help="output folder (default: out/<experiment name>)")
+    sw.add_argument("--ray", metavar="ADDRESS", help="run the trials as Ray tasks: a cluster's address, auto (the running local cluster) or local (start one here with --workers CPUs); needs neurodyn[ray]")
+    sw.add_argument("--trial-cpus", type=float, default=1.0, help="with --ray: CPUs each trial holds (default 1)")
+    sw.add_argument("--trial-gpus", type=float, default=0.0, help="with --ray: GPUs each trial holds (default 0)")
     sw.add_argument("--resume", action="store_true", help="continue a killed sweep: finished trials are kept, interrupted ones continue")
     sw.add_argument("--data-dir", help="folder with the MNIST IDX files (default: $NEURODYN_DATA)")
     sw.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar over trials (default: when stderr is a terminal)")
@@ -175,7 +178,7 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_sweep(args) -> int:
-    from .io.sweep import default_workers, load_sweep, run_sweep, summarize, summary_lines
+    from .io.sweep import RayOptions, default_workers, load_sweep, run_sweep, summarize, summary_lines
 
     if args.summary is not None:
         if args.experiment is not None:
@@ -190,13 +193,17 @@ def _cmd_sweep(args) -> int:
         if workers < 1:
             _error(f"{args.experiment}: --workers: must be at least 1, got {workers}")
             return EXIT_INPUT
+        if not (args.trial_cpus > 0 and args.trial_gpus >= 0):
+            _error(f"{args.experiment}: --trial-cpus must be > 0 and --trial-gpus >= 0")
+            return EXIT_INPUT
+        ray = RayOptions(args.ray, args.trial_cpus, args.trial_gpus) if args.ray else None
         sweep = load_sweep(args.experiment)
         out = _out_dir(args, sweep)
         if out is None:
             return EXIT_INPUT
         progress = sys.stderr.isatty() if args.progress is None else args.progress
         try:
-            summary = run_sweep(sweep, out, workers=workers, resume=args.resume, data_dir=args.data_dir, progress=progress)
+            summary = run_sweep(sweep, out, workers=workers, resume=args.resume, data_dir=args.data_dir, progress=progress, ray=ray)
         except KeyboardInterrupt:
             _error(f"interrupted; finished trials are kept in {out}/trials: continue with --resume")
             return 130

@@ -116,12 +116,42 @@ def test_killed_sweep_resumes_without_repeating_a_trial(tmp_path):
     assert main(["sweep", str(changed), "--out", str(out), "--resume"]) == 2
 
 
+def _same_numbers(a, b):
+    """Rows of two results.csv files agree: text exactly, numbers to rounding."""
+    a, b = _without_wall(a), _without_wall(b)
+    assert [r.keys() for r in a] == [r.keys() for r in b]
+    for ra, rb in zip(a, b):
+        for k, va in ra.items():
+            try:
+                x, y = float(va), float(rb[k])
+            except ValueError:
+                assert va == rb[k], k
+                continue
+            # an angle near 0 is arccos near 1: rounding noise of 1e-6 degrees
+            if k != "host":
+                assert np.isclose(x, y, rtol=1e-9, atol=1e-5 if k.startswith("angle") else 1e-12, equal_nan=True), (k, x, y)
+
+
 def test_process_pool_gives_the_same_numbers(tmp_path):
     file = _file(tmp_path, sweep=SWEEP.replace("seeds = 2", "seeds = 1"))
     assert main(["sweep", str(file), "--out", str(tmp_path / "one"), "--workers", "1"]) == 0
     assert main(["sweep", str(file), "--out", str(tmp_path / "two"), "--workers", "2"]) == 0
-    a, b = (_without_wall(_rows(tmp_path / d / "results.csv")) for d in ("one", "two"))
-    assert a == b
+    _same_numbers(_rows(tmp_path / "one" / "results.csv"), _rows(tmp_path / "two" / "results.csv"))
+
+
+@pytest.mark.slow  # 17-40 s; .ci/run runs it after the default suite
+def test_ray_sweep_gives_the_same_numbers_as_the_local_path(tmp_path):
+    """A real local Ray instance (no mocks) runs the trials as tasks that return their files."""
+    import ray
+
+    file = _file(tmp_path)
+    assert main(["sweep", str(file), "--out", str(tmp_path / "local"), "--workers", "1"]) == 0
+    assert main(["sweep", str(file), "--out", str(tmp_path / "ray"), "--ray", "local", "--workers", "2"]) == 0
+    assert not ray.is_initialized()  # the instance it started is shut down
+    _same_numbers(_rows(tmp_path / "local" / "results.csv"), _rows(tmp_path / "ray" / "results.csv"))
+    assert sorted(p.name for p in (tmp_path / "ray" / "trials" / "trial_0003").iterdir()) == sorted(
+        p.name for p in (tmp_path / "local" / "trials" / "trial_0003").iterdir()
+    )
 
 
 def test_random_search_draws_reproducible_settings_in_range(tmp_path):

@@ -23,8 +23,9 @@ option that does not exist, or a value the option refuses, is an input error nam
 output of ``neurodyn train``) and, once all trials are done, ``results.csv`` (one row per
 trial, rule and evaluation: ``trial``, ``seed``, one column per swept option, ``status``,
 ``host``, then the training metrics) and the summary of :func:`summarize`. Trials run in a
-bounded pool of processes; a killed sweep continues with ``resume``: finished trials are
-kept, interrupted ones continue from their checkpoint, none is repeated.
+bounded pool of processes, or as Ray tasks on a cluster (:class:`RayOptions`); a killed
+sweep continues with ``resume``: finished trials are kept, interrupted ones continue from
+their checkpoint, none is repeated.
 """
 
 from __future__ import annotations
@@ -252,6 +253,22 @@ def run_trial(folder: str, data_dir: str | None) -> dict:
     return {"status": summary["status"], "host": socket.gethostname()}
 
 
+def run_trial_anywhere(experiment_text: str, name: str, data_dir: str | None, checkpoint: bytes | None = None) -> dict[str, bytes]:
+    """Train one trial in a temporary folder of whichever machine runs it (a Ray task), from
+    ``checkpoint`` if the trial was interrupted, and return its output files for the
+    sweep's own machine to write: no shared file system is needed."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / name
+        folder.mkdir()
+        (folder / "experiment.toml").write_text(experiment_text)
+        if checkpoint is not None:
+            (folder / "checkpoint.npz").write_bytes(checkpoint)
+        run_trial(str(folder), data_dir)
+        return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
 def prepare(sweep: Sweep, out_dir: Path, resume: bool) -> list[Trial]:
     """Write ``sweep.json`` and each trial's experiment file; the trials still to run. A
     folder holding another sweep, or any sweep without ``resume``, is an input error."""
@@ -285,9 +302,24 @@ def _trial_record(t: Trial) -> dict:
     return {"trial": t.name, "setting": t.setting, "seed": t.seed, "values": t.values}
 
 
-def run_sweep(sweep: Sweep, out_dir: Path, *, workers: int = 1, resume: bool = False, data_dir: str | None = None, progress: bool = False) -> dict:
-    """Run every trial not yet done (``workers`` processes at a time; 1: in this process),
-    then write ``results.csv`` and the summary. Returns the summary."""
+@dataclass(frozen=True)
+class RayOptions:
+    """Where and how trials run on Ray: ``address`` of a running cluster (``"auto"`` finds
+    the local one) or ``"local"`` (start an instance on this machine with ``workers`` CPUs),
+    and the resources each trial holds."""
+
+    address: str
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+
+
+def run_sweep(
+    sweep: Sweep, out_dir: Path, *, workers: int = 1, resume: bool = False, data_dir: str | None = None,
+    progress: bool = False, ray: RayOptions | None = None,
+) -> dict:
+    """Run every trial not yet done: ``workers`` processes at a time on this machine (1: in
+    this process), or as Ray tasks (``ray``); then write ``results.csv`` and the summary.
+    Returns the summary."""
     out_dir = Path(out_dir)
     todo = prepare(sweep, out_dir, resume)
     bar = None
@@ -297,7 +329,9 @@ def run_sweep(sweep: Sweep, out_dir: Path, *, workers: int = 1, resume: bool = F
         bar = tqdm(total=len(sweep.trials), initial=len(sweep.trials) - len(todo), desc="sweep", unit="trial")
     folders = [str(out_dir / "trials" / t.name) for t in todo]
     try:
-        if workers <= 1 or len(todo) <= 1:
+        if ray is not None:
+            _run_ray(folders, data_dir, ray, workers, bar)
+        elif workers <= 1 or len(todo) <= 1:
             for folder in folders:
                 run_trial(folder, data_dir)
                 if bar is not None:
@@ -309,6 +343,42 @@ def run_sweep(sweep: Sweep, out_dir: Path, *, workers: int = 1, resume: bool = F
             bar.close()
     write_results(sweep, out_dir)
     return summarize(out_dir)
+
+
+def _run_ray(folders: list[str], data_dir, options: RayOptions, workers: int, bar) -> None:
+    """Each trial as a Ray task holding ``cpus_per_trial`` CPUs and ``gpus_per_trial`` GPUs;
+    the files it returns are written here as each task finishes."""
+    try:
+        import ray
+    except ImportError:
+        raise ModelError("--ray", None, "needs Ray: pip install 'neurodyn[ray]'") from None
+    import logging
+    import warnings
+
+    local = options.address == "local"
+    started = not ray.is_initialized()
+    if started:
+        kw = {"num_cpus": workers} if local else {"address": options.address}
+        with warnings.catch_warnings():
+            # Ray starts its processes by fork + exec, which JAX's warning about fork does not concern
+            warnings.filterwarnings("ignore", message="os.fork", category=RuntimeWarning)
+            ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING, **kw)
+    try:
+        task = ray.remote(num_cpus=options.cpus_per_trial, num_gpus=options.gpus_per_trial)(run_trial_anywhere)
+        refs = {}
+        for f in map(Path, folders):
+            ckpt = f / "checkpoint.npz"
+            refs[task.remote((f / "experiment.toml").read_text(), f.name, data_dir, ckpt.read_bytes() if ckpt.is_file() else None)] = f
+        while refs:
+            done, _ = ray.wait(list(refs), num_returns=1)
+            folder = refs.pop(done[0])
+            files = ray.get(done[0])
+            write_outputs(folder, {name: (lambda p, data=data: p.write_bytes(data)) for name, data in files.items() if name != "experiment.toml"})
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def _run_pool(folders: list[str], data_dir, workers: int, bar) -> None:

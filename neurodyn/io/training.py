@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import __version__
 from ..learning import data as datasets
-from ..learning.metrics import alignment, feedback_abscissa, steady_state_metrics, target_metrics
+from ..learning.metrics import probe_metrics
 from ..learning.network import init_network
 from ..learning.rules import RULES
 from ..learning.train import SGD, batches, evaluate, run_steps
@@ -88,33 +88,32 @@ def _metrics_row(label, step, rule, net, exp, data, probe, wall, per_update):
     if "accuracy" in test:
         row["test_accuracy"] = float(test["accuracy"])
     frozen = tuple(exp.rules[label].frozen_layers)
-    angles = alignment(rule, net, loss, *probe["angles"], frozen=frozen, gauss_newton=t.gauss_newton_angles)
-    for l, angle in enumerate(np.asarray(angles["bp"]), start=1):
-        row[f"angle_bp_W{l}"] = float(angle)
-    for l, angle in enumerate(np.asarray(angles.get("gn", [])), start=1):
-        row[f"angle_gn_W{l}"] = float(angle)
-    for l, W in enumerate(net.W, start=1):
-        row[f"norm_W{l}"] = float(jnp.linalg.norm(W))
     n_null = min(t.null_space_samples, len(probe["angles"][0]))
-    for key, values in target_metrics(rule, net, loss, *probe["angles"], null_space=n_null).items():
-        prefix = "null_space_W" if key == "null_space" else f"{key}_h"
-        for l, v in enumerate(np.asarray(values), start=1):
+    m = jax.tree_util.tree_map(np.asarray, probe_metrics(
+        rule, net, loss, *probe["angles"], frozen=frozen, gauss_newton=t.gauss_newton_angles, null_space=n_null,
+    ))
+    for key, prefix in (("bp", "angle_bp_W"), ("gn", "angle_gn_W")):
+        for l, angle in enumerate(m.get(key, []), start=1):
+            row[f"{prefix}{l}"] = float(angle)
+    for l, W in enumerate(net.W, start=1):
+        row[f"norm_W{l}"] = float(np.linalg.norm(np.asarray(W)))
+    for key, prefix in (("null_space", "null_space_W"), ("e_rec", "e_rec_h"), ("e_approx", "e_approx_h")):
+        for l, v in enumerate(m.get(key, []), start=1):
             row[f"{prefix}{l}"] = float(v)
-    for name, value in rule.learned_arrays().items():
-        row[f"norm_{name}"] = float(jnp.linalg.norm(value))
-    for l, sa in enumerate(feedback_abscissa(rule, net), start=2):
-        row[f"abscissa_S24_layer{l}"] = sa
-    ss = steady_state_metrics(rule, net, loss, *probe["angles"])
-    if ss is not None:
+    for name, value in m["norms"].items():
+        row[f"norm_{name}"] = float(value)
+    for l, sa in enumerate(m.get("abscissa", []), start=2):
+        row[f"abscissa_S24_layer{l}"] = float(sa)
+    if "steady_state" in m:
         for key in ("residual", "converged", "stable"):
-            row[f"steady_state_{key}"] = float(ss[key]) if key in ss else float("nan")
+            row[f"steady_state_{key}"] = float(m["steady_state"].get(key, np.nan))
     row["wall_s"] = wall
     row["wall_per_update_s"] = per_update
     return row
 
 
 def _finite(tree) -> bool:
-    return all(bool(jnp.all(jnp.isfinite(w))) for w in jax.tree_util.tree_leaves(eqx.filter(tree, eqx.is_inexact_array)))
+    return all(bool(np.all(np.isfinite(np.asarray(w)))) for w in jax.tree_util.tree_leaves(eqx.filter(tree, eqx.is_inexact_array)))
 
 
 def run_training(exp: Experiment, out_dir: Path, *, data_dir: str | None = None, resume: bool = False, progress: bool = False) -> dict:

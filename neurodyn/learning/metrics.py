@@ -99,20 +99,38 @@ def alignment(rule, network, loss: str, x, t, frozen: tuple = (), gauss_newton: 
     return out
 
 
-@eqx.filter_jit
-def steady_state_metrics(rule, network, loss: str, x, t) -> dict | None:
-    """A circuit rule's steady state on ``x`` (:meth:`Rule.steady_state`), compiled once
-    per rule structure (run eagerly, the solver's loops recompile per call)."""
-    return rule.steady_state(network, x, t, loss)
-
-
 def feedback_abscissa(rule, network, alpha: float = 0.0) -> list[float]:
     """Maximum real eigenvalue of each layer's S24 block matrix ``[[-I, B_l], [W_l, -alpha I]]``
     (supplement 7.7.1: stability measured initially and throughout training)."""
+    values = _abscissae(rule, network, alpha)
+    return [] if values is None else [float(v) for v in values]
+
+
+def _abscissae(rule, network, alpha: float = 0.0) -> jax.Array | None:
     from ..core.stability import two_block_eigenvalues
 
     pairs = rule.feedback_matrices(network)
     if not pairs:
-        return []
+        return None
     alpha = getattr(rule, "alpha", alpha)
-    return [float(jnp.max(jnp.real(two_block_eigenvalues(B, W, 1.0, alpha)))) for W, B in pairs]
+    return jnp.stack([jnp.max(jnp.real(two_block_eigenvalues(B, W, 1.0, alpha))) for W, B in pairs])
+
+
+@eqx.filter_jit
+def probe_metrics(rule, network, loss: str, x, t, *, frozen: tuple = (), gauss_newton: bool = True, null_space: int = 0) -> dict:
+    """Everything the harness measures of a rule on the probe samples ``x``, ``t``, compiled
+    as one program per rule structure (shared forward passes are computed once): the
+    angles of :func:`alignment` (``"bp"``, ``"gn"``), :func:`target_metrics`
+    (``"null_space"``, ``"e_rec"``, ``"e_approx"``), ``"steady_state"`` (a circuit rule's,
+    :meth:`Rule.steady_state`) and ``"abscissa"`` (:func:`feedback_abscissa`), each where
+    the rule has it, and the norms of the arrays the rule learns itself (``"norms"``)."""
+    out = dict(alignment(rule, network, loss, x, t, frozen=frozen, gauss_newton=gauss_newton))
+    out.update(target_metrics(rule, network, loss, x, t, null_space=null_space))
+    steady = rule.steady_state(network, x, t, loss)
+    if steady is not None:
+        out["steady_state"] = steady
+    abscissa = _abscissae(rule, network)
+    if abscissa is not None:
+        out["abscissa"] = abscissa
+    out["norms"] = {name: jnp.linalg.norm(v) for name, v in rule.learned_arrays().items()}
+    return out
