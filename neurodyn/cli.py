@@ -48,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--summary", type=Path, metavar="DIR", help="print the summary of a finished sweep's output folder and redraw its plot")
     sw.add_argument("--workers", type=int, help="trials run at once, each in its own process (default: half the cores)")
     sw.add_argument("--out", type=Path, help="output folder (default: out/<experiment name>)")
+    sw.add_argument("--no-vmap", action="store_true", help="train the seeds of a setting one by one instead of as one vmapped run")
     sw.add_argument("--ray", metavar="ADDRESS", help="run the trials as Ray tasks: a cluster's address, auto (the running local cluster) or local (start one here with --workers CPUs); needs neurodyn[ray]")
     sw.add_argument("--trial-cpus", type=float, default=1.0, help="with --ray: CPUs each trial holds (default 1)")
     sw.add_argument("--trial-gpus", type=float, default=0.0, help="with --ray: GPUs each trial holds (default 0)")
@@ -203,7 +204,7 @@ def _cmd_sweep(args) -> int:
             return EXIT_INPUT
         progress = sys.stderr.isatty() if args.progress is None else args.progress
         try:
-            summary = run_sweep(sweep, out, workers=workers, resume=args.resume, data_dir=args.data_dir, progress=progress, ray=ray)
+            summary = run_sweep(sweep, out, workers=workers, resume=args.resume, data_dir=args.data_dir, progress=progress, ray=ray, vmap=not args.no_vmap)
         except KeyboardInterrupt:
             _error(f"interrupted; finished trials are kept in {out}/trials: continue with --resume")
             return 130

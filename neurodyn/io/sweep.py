@@ -247,10 +247,29 @@ def run_trial(folder: str, data_dir: str | None) -> dict:
     exp = load_experiment(folder / "experiment.toml")
     resume = (folder / "checkpoint.npz").is_file()
     try:
-        summary = run_training(exp, folder, data_dir=data_dir, resume=resume)
+        summary = run_training(exp, folder, data_dir=data_dir, resume=resume, plot=False)
     except NumericalError:
         summary = json.loads((folder / "summary.json").read_text())
     return {"status": summary["status"], "host": socket.gethostname()}
+
+
+def run_trial_group(folders: list[str], data_dir: str | None) -> None:
+    """Train the trials of one setting (its seeds, none begun) with their steps vmapped over
+    the seeds (:func:`~neurodyn.io.training.run_training_seeds`), or one by one where a rule
+    cannot be vmapped."""
+    if len(folders) == 1:
+        run_trial(folders[0], data_dir)
+        return
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    from .experiment import load_experiment
+    from .training import run_training_seeds
+
+    exps = [load_experiment(Path(f) / "experiment.toml") for f in folders]
+    if run_training_seeds(exps, [Path(f) for f in folders], data_dir=data_dir, plot=False) is None:
+        for f in folders:
+            run_trial(f, data_dir)
 
 
 def run_trial_anywhere(experiment_text: str, name: str, data_dir: str | None, checkpoint: bytes | None = None) -> dict[str, bytes]:
@@ -315,11 +334,12 @@ class RayOptions:
 
 def run_sweep(
     sweep: Sweep, out_dir: Path, *, workers: int = 1, resume: bool = False, data_dir: str | None = None,
-    progress: bool = False, ray: RayOptions | None = None,
+    progress: bool = False, ray: RayOptions | None = None, vmap: bool = True,
 ) -> dict:
     """Run every trial not yet done: ``workers`` processes at a time on this machine (1: in
-    this process), or as Ray tasks (``ray``); then write ``results.csv`` and the summary.
-    Returns the summary."""
+    this process), the seeds of a setting as one vmapped run (``vmap``, where none of them
+    has begun), or every trial as a Ray task (``ray``); then write ``results.csv`` and the
+    summary. Returns the summary."""
     out_dir = Path(out_dir)
     todo = prepare(sweep, out_dir, resume)
     bar = None
@@ -328,16 +348,17 @@ def run_sweep(
 
         bar = tqdm(total=len(sweep.trials), initial=len(sweep.trials) - len(todo), desc="sweep", unit="trial")
     folders = [str(out_dir / "trials" / t.name) for t in todo]
+    groups = _groups(todo, out_dir) if vmap else [[f] for f in folders]
     try:
         if ray is not None:
             _run_ray(folders, data_dir, ray, workers, bar)
-        elif workers <= 1 or len(todo) <= 1:
-            for folder in folders:
-                run_trial(folder, data_dir)
+        elif workers <= 1 or len(groups) <= 1:
+            for group in groups:
+                run_trial_group(group, data_dir)
                 if bar is not None:
-                    bar.update(1)
+                    bar.update(len(group))
         else:
-            _run_pool(folders, data_dir, workers, bar)
+            _run_pool(groups, data_dir, workers, bar)
     finally:
         if bar is not None:
             bar.close()
@@ -381,13 +402,24 @@ def _run_ray(folders: list[str], data_dir, options: RayOptions, workers: int, ba
             ray.shutdown()
 
 
-def _run_pool(folders: list[str], data_dir, workers: int, bar) -> None:
+def _groups(todo: list[Trial], out_dir: Path) -> list[list[str]]:
+    """The trials' folders, the seeds of a setting together unless one of them has begun
+    (it continues alone from its checkpoint)."""
+    by_setting: dict = {}
+    for t in todo:
+        folder = out_dir / "trials" / t.name
+        key = ("alone", t.index) if (folder / "checkpoint.npz").is_file() else ("setting", t.setting)
+        by_setting.setdefault(key, []).append(str(folder))
+    return list(by_setting.values())
+
+
+def _run_pool(groups: list[list[str]], data_dir, workers: int, bar) -> None:
     import multiprocessing
     from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 
     # spawn: a forked JAX process can deadlock
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(run_trial, f, data_dir) for f in folders]
+        futures = {pool.submit(run_trial_group, g, data_dir): len(g) for g in groups}
         try:
             pending = set(futures)
             while pending:
@@ -395,7 +427,7 @@ def _run_pool(folders: list[str], data_dir, workers: int, bar) -> None:
                 for fut in done:
                     fut.result()  # an input error in a trial stops the sweep
                     if bar is not None:
-                        bar.update(1)
+                        bar.update(futures[fut])
         except BaseException:
             for fut in futures:
                 fut.cancel()

@@ -27,7 +27,7 @@ from ..learning import data as datasets
 from ..learning.metrics import probe_metrics
 from ..learning.network import init_network
 from ..learning.rules import RULES
-from ..learning.train import SGD, batches, evaluate, run_steps
+from ..learning.train import SGD, batches, evaluate, run_steps, run_steps_seeds, same_structure, stack, unstack
 from .errors import ModelError, NumericalError
 from .experiment import Experiment
 from .plots import learning_curves_plot
@@ -73,30 +73,58 @@ def initial_network(exp: Experiment, data):
     return net
 
 
+def _settings(exp, data, label) -> dict:
+    """What the measurement of ``label`` depends on besides the arrays (static)."""
+    t = exp.training
+    return {
+        "loss": exp.network.loss, "classification": data.task == "classification", "frozen": tuple(exp.rules[label].frozen_layers),
+        "gauss_newton": t.gauss_newton_angles, "null_space": t.null_space_samples,
+    }
+
+
+@eqx.filter_jit
+def _measure(rule, net, probe: dict, test: tuple, settings: dict) -> dict:
+    """Every metric of one evaluation as one program: losses (and accuracy) on the
+    evaluation samples and the test set, the weights' norms, and :func:`probe_metrics` on
+    the probe samples."""
+    loss, classification = settings["loss"], settings["classification"]
+    x, t = probe["angles"]
+    return {
+        "train": evaluate(net, loss, *probe["eval"], classification), "test": evaluate(net, loss, *test, classification),
+        "norm_W": jnp.stack([jnp.linalg.norm(W) for W in net.W]),
+        **probe_metrics(
+            rule, net, loss, x, t, frozen=settings["frozen"], gauss_newton=settings["gauss_newton"],
+            null_space=min(settings["null_space"], x.shape[0]),
+        ),
+    }
+
+
+@eqx.filter_jit
+def _measure_seeds(rules, nets, probes: dict, tests: tuple, settings: dict) -> dict:
+    """:func:`_measure` for stacked seeds."""
+    return eqx.filter_vmap(_measure, in_axes=(0, 0, 0, 0, None))(rules, nets, probes, tests, settings)
+
+
 def _metrics_row(label, step, rule, net, exp, data, probe, wall, per_update):
-    """One row of metrics.csv for ``rule`` at ``step``: losses (and accuracy), the angles of
-    its update to BP's and to the Gauss-Newton-target update, Frobenius norms of the weights
-    (and of the arrays the rule learns itself), S24 abscissae, steady-state
-    fractions for circuit rules, wall time since the start and per update of the last
-    interval (compilation included in the first)."""
-    loss, t = exp.network.loss, exp.training
-    classification = data.task == "classification"
-    xe, te = probe["eval"]
-    train = evaluate(net, loss, xe, te, classification)
-    test = evaluate(net, loss, jnp.asarray(data.x_test), jnp.asarray(data.y_test), classification)
-    row = {"rule": label, "step": step, "train_loss": float(train["loss"]), "test_loss": float(test["loss"])}
-    if "accuracy" in test:
-        row["test_accuracy"] = float(test["accuracy"])
-    frozen = tuple(exp.rules[label].frozen_layers)
-    n_null = min(t.null_space_samples, len(probe["angles"][0]))
-    m = jax.tree_util.tree_map(np.asarray, probe_metrics(
-        rule, net, loss, *probe["angles"], frozen=frozen, gauss_newton=t.gauss_newton_angles, null_space=n_null,
-    ))
+    """One row of metrics.csv for ``rule`` at ``step`` (:func:`_row`)."""
+    m = _measure(rule, net, probe, (jnp.asarray(data.x_test), jnp.asarray(data.y_test)), _settings(exp, data, label))
+    return _row(label, step, jax.tree_util.tree_map(np.asarray, m), wall, per_update)
+
+
+def _row(label, step, m: dict, wall, per_update) -> dict:
+    """Losses (and accuracy), the angles of the update to BP's and to the
+    Gauss-Newton-target update, Frobenius norms of the weights (and of the arrays the rule
+    learns itself), null-space fractions and reconstruction errors, S24 abscissae,
+    steady-state fractions for circuit rules, wall time since the start and per update of
+    the last interval (compilation included in the first)."""
+    row = {"rule": label, "step": step, "train_loss": float(m["train"]["loss"]), "test_loss": float(m["test"]["loss"])}
+    if "accuracy" in m["test"]:
+        row["test_accuracy"] = float(m["test"]["accuracy"])
     for key, prefix in (("bp", "angle_bp_W"), ("gn", "angle_gn_W")):
         for l, angle in enumerate(m.get(key, []), start=1):
             row[f"{prefix}{l}"] = float(angle)
-    for l, W in enumerate(net.W, start=1):
-        row[f"norm_W{l}"] = float(np.linalg.norm(np.asarray(W)))
+    for l, norm in enumerate(m["norm_W"], start=1):
+        row[f"norm_W{l}"] = float(norm)
     for key, prefix in (("null_space", "null_space_W"), ("e_rec", "e_rec_h"), ("e_approx", "e_approx_h")):
         for l, v in enumerate(m.get(key, []), start=1):
             row[f"{prefix}{l}"] = float(v)
@@ -112,12 +140,21 @@ def _metrics_row(label, step, rule, net, exp, data, probe, wall, per_update):
     return row
 
 
+def _finite_seeds(tree, S: int) -> np.ndarray:
+    """Per seed of a stacked tree: whether all its floating-point arrays are finite."""
+    leaves = jax.tree_util.tree_leaves(eqx.filter(tree, eqx.is_inexact_array))
+    return np.all([np.isfinite(np.asarray(v)).reshape(S, -1).all(axis=1) for v in leaves], axis=0)
+
+
 def _finite(tree) -> bool:
     return all(bool(np.all(np.isfinite(np.asarray(w)))) for w in jax.tree_util.tree_leaves(eqx.filter(tree, eqx.is_inexact_array)))
 
 
-def run_training(exp: Experiment, out_dir: Path, *, data_dir: str | None = None, resume: bool = False, progress: bool = False) -> dict:
-    """Train every rule of ``exp``; returns the summary (also written to ``summary.json``).
+def run_training(
+    exp: Experiment, out_dir: Path, *, data_dir: str | None = None, resume: bool = False, progress: bool = False, plot: bool = True,
+) -> dict:
+    """Train every rule of ``exp``; returns the summary (also written to ``summary.json``;
+    ``learning_curves.png`` unless ``plot`` is off).
 
     A rule whose weights become non-finite stops there and is reported as diverged; the
     job then raises :class:`NumericalError` after writing what it has.
@@ -148,12 +185,8 @@ def run_training(exp: Experiment, out_dir: Path, *, data_dir: str | None = None,
         if saved is not None:
             rule, info = _restore_feedback(rule, saved, ckpt_path, label)
         state.setdefault("feedback", {})[label] = (rule, info)
-        # every option as resolved (not the kind's options that the rule takes from elsewhere), plus what was drawn
-        rules_info[label] = {**options.model_dump(exclude=set(options.derived)), **info}
-        opt = SGD(
-            lr=lr, weight_decay=t.weight_decay, clip=t.clip, batch_size=t.batch_size, clip_output=t.clip_output,
-            frozen=tuple(options.frozen_layers),
-        )
+        rules_info[label] = _rule_record(options, info)
+        opt = _optimizer(t, options)
         net, step = state.get("networks", {}).get(label, (net0, 0))
         start_wall = time.perf_counter() - state.get("wall", {}).get(label, 0.0)
         if step == 0 and not any(r["rule"] == label for r in rows):
@@ -184,11 +217,84 @@ def run_training(exp: Experiment, out_dir: Path, *, data_dir: str | None = None,
     if bar is not None:
         bar.close()
     summary = _summary(exp, data, rows, rules_info, status, total)
-    _write_results(out_dir, rows, summary)
+    _write_results(out_dir, rows, summary, plot)
     failed = [k for k, v in status.items() if v != "completed"]
     if failed:
         raise NumericalError(f"{exp.path}: rules {', '.join(failed)} diverged; see {out_dir}/summary.json")
     return summary
+
+
+def _rule_record(options, info: dict) -> dict:
+    """Every option as resolved (not the kind's options that the rule takes from elsewhere),
+    plus what was drawn."""
+    return {**options.model_dump(exclude=set(options.derived)), **info}
+
+
+def _optimizer(t, options) -> SGD:
+    return SGD(
+        lr=options.lr or t.lr, weight_decay=t.weight_decay, clip=t.clip, batch_size=t.batch_size, clip_output=t.clip_output,
+        frozen=tuple(options.frozen_layers),
+    )
+
+
+def run_training_seeds(exps: list[Experiment], out_dirs: list[Path], *, data_dir: str | None = None, plot: bool = True) -> list[dict] | None:
+    """Train experiments that differ only in their seed, each rule's steps of all seeds in
+    one vmapped program (:func:`~neurodyn.learning.train.run_steps_seeds`); every seed gets
+    the outputs :func:`run_training` writes (a checkpoint at each evaluation included), the
+    same numbers to rounding, and ``vmapped_seeds`` in its summary. ``wall_per_update_s``
+    is the group's time per update divided by the number of seeds. A seed whose weights
+    become non-finite stops being evaluated and is reported as diverged (no exception).
+    Returns the summaries, or None, having run nothing, if some rule's structure differs
+    between seeds (then train them one by one)."""
+    datas = [load_data(e, data_dir) for e in exps]
+    t, S = exps[0].training, len(exps)
+    total = exps[0].total_steps(datas[0].n_train)
+    nets0 = [initial_network(e, d) for e, d in zip(exps, datas)]
+    built = {label: [RULES[o.rule].build(n0, o, seed=e.seed, lr=o.lr or t.lr) for e, n0 in zip(exps, nets0)] for label, o in exps[0].rules.items()}
+    xs_shapes = {d.x_train.shape for d in datas}
+    if not same_structure(nets0) or len(xs_shapes) > 1 or not all(same_structure([r for r, _ in b]) for b in built.values()):
+        return None
+    probes, tests = [], []
+    for d in datas:
+        n_eval = min(t.eval_samples, d.n_train)
+        xe, te = jnp.asarray(d.x_train[:n_eval]), jnp.asarray(d.y_train[:n_eval])
+        n_probe = min(t.probe_samples or n_eval, n_eval)
+        probes.append({"eval": (xe, te), "angles": (xe[:n_probe], te[:n_probe])})
+        tests.append((jnp.asarray(d.x_test), jnp.asarray(d.y_test)))
+    probe_b, test_b = jax.tree_util.tree_map(lambda *v: jnp.stack(v), *probes), jax.tree_util.tree_map(lambda *v: jnp.stack(v), *tests)
+    states = [{"rows": [], "feedback": {}, "networks": {}, "wall": {}} for _ in exps]
+    records, status = [{} for _ in exps], [{} for _ in exps]
+    for label, options in exps[0].rules.items():
+        rules, settings = [r for r, _ in built[label]], _settings(exps[0], datas[0], label)
+        opt, start = _optimizer(t, options), time.perf_counter()
+        rule_b, net_b, alive, step = stack(rules), stack(nets0), np.ones(S, bool), 0
+        m = jax.tree_util.tree_map(np.asarray, _measure_seeds(rule_b, net_b, probe_b, test_b, settings))
+        for s in range(S):
+            records[s][label] = _rule_record(options, built[label][s][1])
+            states[s]["rows"].append(_row(label, 0, jax.tree_util.tree_map(lambda v, s=s: v[s], m), 0.0, float("nan")))
+            status[s][label] = "completed"
+        while step < total and alive.any():
+            n = min(t.eval_every, total - step)
+            steps = [batches(d.x_train, d.y_train, start=step, steps=n, batch_size=t.batch_size, seed=e.seed) for e, d in zip(exps, datas)]
+            t0 = time.perf_counter()
+            net_b, rule_b = jax.block_until_ready(run_steps_seeds(rule_b, net_b, exps[0].network.loss, opt, *(jnp.stack(v) for v in zip(*steps))))
+            per_update = (time.perf_counter() - t0) / n / S
+            step += n
+            for s in np.flatnonzero(alive & ~_finite_seeds((net_b, rule_b), S)):
+                status[s][label], alive[s] = f"diverged (non-finite weights by step {step})", False
+            m = jax.tree_util.tree_map(np.asarray, _measure_seeds(rule_b, net_b, probe_b, test_b, settings))
+            wall = time.perf_counter() - start
+            for s in np.flatnonzero(alive):
+                states[s]["rows"].append(_row(label, step, jax.tree_util.tree_map(lambda v, s=s: v[s], m), wall, per_update))
+                states[s]["networks"][label], states[s]["feedback"][label] = (unstack(net_b, s), step), (unstack(rule_b, s), built[label][s][1])
+                states[s]["wall"][label] = wall
+                _save_checkpoint(Path(out_dirs[s]) / "checkpoint.npz", exps[s], states[s])
+    summaries = []
+    for s in range(S):
+        summary = _summary(exps[s], datas[s], states[s]["rows"], records[s], status[s], total) | {"vmapped_seeds": S}
+        _write_results(out_dirs[s], states[s]["rows"], summary, plot)
+        summaries.append(summary)
+    return summaries
 
 
 def _summary(exp, data, rows, rules_info, status, total) -> dict:
@@ -228,7 +334,7 @@ def _nmse(rows):
     return [r["train_loss"] / peak for r in rows]
 
 
-def _write_results(out_dir, rows, summary):
+def _write_results(out_dir, rows, summary, plot: bool = True):
     rows = [dict(r) for r in rows]
     keys = list(dict.fromkeys(k for r in rows for k in r))
     for r, v in zip(rows, _nmse(rows)):
@@ -245,8 +351,9 @@ def _write_results(out_dir, rows, summary):
         "metrics.csv": lambda p: p.write_text(text),
         "metrics.npz": lambda p: np.savez(p, **arrays),
         "summary.json": json_writer(summary),
-        "learning_curves.png": lambda p: learning_curves_plot(p, rows, summary["name"]),
     }
+    if plot:
+        writers["learning_curves.png"] = lambda p: learning_curves_plot(p, rows, summary["name"])
     write_outputs(out_dir, writers)
 
 

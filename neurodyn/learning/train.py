@@ -24,7 +24,7 @@ from .network import Network
 from .optimizer import SGD, apply_updates, clip_norm
 from .rules import Rule
 
-__all__ = ["SGD", "apply_updates", "clip_norm", "run_steps", "epoch_order", "batches", "evaluate"]
+__all__ = ["SGD", "apply_updates", "clip_norm", "run_steps", "run_steps_seeds", "stack", "unstack", "same_structure", "epoch_order", "batches", "evaluate"]
 
 
 @eqx.filter_jit
@@ -38,6 +38,35 @@ def run_steps(rule: Rule, network: Network, loss: str, opt: SGD, xs, ts) -> tupl
 
     (network, rule), _ = jax.lax.scan(body, (network, rule), (xs, ts))
     return network, rule
+
+
+@eqx.filter_jit
+def run_steps_seeds(rules: Rule, networks: Network, loss: str, opt: SGD, xs, ts) -> tuple[Network, Rule]:
+    """:func:`run_steps` for several seeds in one program: ``rules`` and ``networks`` stacked
+    along a leading seed axis (:func:`stack`), ``xs``, ``ts`` of shape (seeds, steps, batch,
+    d). The seeds' steps run side by side (``vmap``): one program, wider matrix products."""
+    return eqx.filter_vmap(run_steps, in_axes=(0, 0, None, None, 0, 0))(rules, networks, loss, opt, xs, ts)
+
+
+def stack(trees: list):
+    """Modules of one structure as one, their arrays stacked along a new leading axis."""
+    arrays = [eqx.filter(t, eqx.is_array) for t in trees]
+    return eqx.combine(jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *arrays), eqx.filter(trees[0], eqx.is_array, inverse=True))
+
+
+def unstack(tree, i: int):
+    """Entry ``i`` of a :func:`stack`."""
+    arrays, static = eqx.partition(tree, eqx.is_array)
+    return eqx.combine(jax.tree_util.tree_map(lambda x: x[i], arrays), static)
+
+
+def same_structure(trees: list) -> bool:
+    """Whether modules can be stacked: the same non-array fields, arrays of the same shapes
+    and dtypes."""
+    flat = [jax.tree_util.tree_flatten(eqx.filter(t, eqx.is_array)) for t in trees]
+    kinds = [(treedef, [(x.shape, x.dtype) for x in leaves]) for leaves, treedef in flat]
+    statics = [eqx.filter(t, eqx.is_array, inverse=True) for t in trees]
+    return all(k == kinds[0] for k in kinds) and all(eqx.tree_equal(s, statics[0]) is True for s in statics)
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
