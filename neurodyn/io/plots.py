@@ -144,7 +144,10 @@ def learning_curves_plot(path: Path, rows: list[dict], title: str) -> None:
     rules = list(dict.fromkeys(r["rule"] for r in rows))
     ncol = 3
     nrow = -(-len(metrics) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(13, 3.2 * nrow), layout="constrained", squeeze=False)
+    height = 3.2 * nrow
+    fig, axes = plt.subplots(nrow, ncol, figsize=(13, height), squeeze=False)
+    # fixed margins (in inches) instead of constrained layout, which took half the drawing time
+    fig.subplots_adjust(left=0.07, right=0.985, bottom=0.55 / height, top=1 - 0.75 / height, wspace=0.28, hspace=0.9 / 3.2 * 1.2)
     for ax, metric in zip(axes.flat, metrics):
         for rule in rules:
             pts = [(r["step"], r[metric]) for r in rows if r["rule"] == rule and metric in r and r[metric] is not None]
