@@ -134,6 +134,7 @@ def _same_numbers(a, b):
                 assert np.isclose(x, y, rtol=1e-9, atol=1e-5 if k.startswith("angle") else 1e-12, equal_nan=True), (k, x, y)
 
 
+@pytest.mark.slow  # starts two worker processes; .ci/run runs it after the default suite
 def test_process_pool_gives_the_same_numbers(tmp_path):
     file = _file(tmp_path, sweep=SWEEP.replace("seeds = 2", "seeds = 1"))
     assert main(["sweep", str(file), "--out", str(tmp_path / "one"), "--workers", "1"]) == 0

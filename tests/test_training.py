@@ -198,3 +198,27 @@ def test_clip_bounds_the_backpropagated_signals_not_the_output_error():
     assert np.allclose(db2, np.sum(d2, axis=0), rtol=1e-12)
     _, (_, db2c) = BP().updates(net, x, t, "squared_error", SGD(lr=1.0, clip=clip, clip_output=True))
     assert np.allclose(db2c, np.sum(clip / np.linalg.norm(d2, axis=1, keepdims=True) * d2, axis=0), rtol=1e-12)
+
+
+def test_float32_training_stays_float32_and_agrees_with_float64(tmp_path):
+    """[training] dtype = "float32": weights, rules' own arrays and checkpoint in float32, and
+    losses within single-precision rounding of the float64 run (1e-4 relative) for BP; the
+    mixture's cycle solves have tolerances (atol 1e-7) near float32's resolution (2e-3);
+    DTP's reconstruction noise is a different draw in float32 (JAX's normal samples depend
+    on the dtype), so it only agrees to 1e-2."""
+    rules = '[rules.bp]\n[rules.dtp]\n[rules.mixture]\nrule = "dendritic_mixture"\n'
+    text = _write(tmp_path, steps=40, every=20, batch=4, rules=rules).read_text().replace("[network]", "[network]\nbiases = false")
+    runs = {}
+    for dtype in ("float64", "float32"):
+        path = tmp_path / f"{dtype}.toml"
+        path.write_text(text.replace("null_space_samples = 0", f"null_space_samples = 0\ndtype = \"{dtype}\""))
+        training.run_training(load_experiment(path), tmp_path / dtype, plot=False)
+        runs[dtype] = _csv(tmp_path / dtype / "metrics.csv")
+    with np.load(tmp_path / "float32" / "checkpoint.npz") as z:
+        assert z["bp/W1"].dtype == np.float32 and z["mixture/W2"].dtype == np.float32
+        assert all(z[k].dtype == np.float32 for k in z.files if k.startswith("dtp/feedback") and z[k].dtype.kind == "f")
+    for a, b in zip(runs["float64"], runs["float32"]):
+        assert a["rule"] == b["rule"] and a["step"] == b["step"]
+        for col in ("train_loss", "test_loss"):
+            rel = {"dtp": 1e-2, "mixture": 2e-3}.get(a["rule"], 1e-4)
+            assert float(b[col]) == pytest.approx(float(a[col]), rel=rel), (a["rule"], a["step"], col)

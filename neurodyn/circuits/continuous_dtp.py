@@ -272,6 +272,7 @@ class ContinuousDTP(LayerSizes, Circuit):
             return self.increments(gam, a, tau)
 
         flow = self.vector_field(t, state, inputs)
+        flow = {k: v.astype(state[k].dtype) for k, v in flow.items()}  # gamma(t) is float64: keep float32 state float32
         _, dy = jax.jvp(y_of, (t, dict(state)), (jnp.ones_like(t), flow))
         gam, a, n, u, tau, _ = self.neural(t, state, inputs)
         gates = self.target_gates(gam)

@@ -132,7 +132,9 @@ class DendriticMixture(LayerSizes, Circuit):
                 if (low is not None and not v > low) or (high is not None and not v < high) or (name == "eta_hat" and not v >= 0):
                     rule = {"mu": "lie in (0, 0.5) (eq. 6.1)", "tau": "be positive", "eta_hat": "be >= 0"}[name]
                     raise ValueError(f"{name} must {rule}, got {v}")
-        self.mu, self.tau, self.eta_hat = (jnp.asarray(v, dtype=jnp.result_type(float)) for v in (mu, tau, eta_hat))
+        # in the weights' precision, so that a float32 circuit stays float32
+        dtype = jnp.result_type(*self.W) if self.W else jnp.result_type(float)
+        self.mu, self.tau, self.eta_hat = (jnp.asarray(v, dtype=dtype) for v in (mu, tau, eta_hat))
         self.teaching = not (_is_concrete(eta_hat) and float(eta_hat) == 0.0)
         self.inverses = inverses
         self.schedule = schedule

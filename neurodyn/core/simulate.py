@@ -115,10 +115,12 @@ def batch_inputs(circuit: Circuit, inputs: Mapping[str, jax.Array]) -> tuple[dic
 
 
 def batched_vector_field(circuit: Circuit):
-    """``f(t, y, inputs)`` over a leading batch axis of ``y`` and ``inputs``."""
+    """``f(t, y, inputs)`` over a leading batch axis of ``y`` and ``inputs``, in the state's
+    precision (a float32 state stays float32 where time-dependent signals are float64)."""
 
     def f(t, y, inputs):
-        return jax.vmap(circuit.vector_field, in_axes=(None, 0, 0))(t, y, inputs)
+        dy = jax.vmap(circuit.vector_field, in_axes=(None, 0, 0))(t, y, inputs)
+        return {k: v.astype(y[k].dtype) for k, v in dy.items()}
 
     return f
 

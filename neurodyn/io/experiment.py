@@ -34,6 +34,7 @@ eval_samples = 500                         # training samples for the train loss
 probe_samples = 500                        # the first of those for angles and steady states (default: all)
 gauss_newton_angles = true                 # angle of each hidden update to the Gauss-Newton-target update
 null_space_samples = 100                   # probe samples for the null-space fraction of each update (0: off)
+dtype = "float64"                          # or "float32": network, rules and data in single precision
 
 [rules.bp]
 [rules.fa_random]
@@ -131,6 +132,7 @@ class TrainingSpec(BaseModel):
     probe_samples: int | None = Field(None, gt=0)
     gauss_newton_angles: bool = True
     null_space_samples: int = Field(100, ge=0)
+    dtype: Literal["float64", "float32"] = "float64"
 
     @model_validator(mode="after")
     def _length(self):

@@ -38,7 +38,6 @@ import json
 import math
 import os
 import shutil
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -234,8 +233,8 @@ def trial_done(folder: Path) -> bool:
 
 def run_trial(folder: str, data_dir: str | None) -> dict:
     """Train one trial from ``folder/experiment.toml`` into ``folder`` (continuing from its
-    checkpoint if one exists); returns ``{"status": {rule: status}, "host": ...}``. Runs in
-    the sweep's process or in a worker process."""
+    checkpoint if one exists); returns each rule's status. Runs in the sweep's process or
+    in a worker process."""
     import jax
 
     jax.config.update("jax_enable_x64", True)
@@ -250,7 +249,7 @@ def run_trial(folder: str, data_dir: str | None) -> dict:
         summary = run_training(exp, folder, data_dir=data_dir, resume=resume, plot=False)
     except NumericalError:
         summary = json.loads((folder / "summary.json").read_text())
-    return {"status": summary["status"], "host": socket.gethostname()}
+    return summary["status"]
 
 
 def run_trial_group(folders: list[str], data_dir: str | None) -> None:
@@ -362,7 +361,7 @@ def run_sweep(
     finally:
         if bar is not None:
             bar.close()
-    write_results(sweep, out_dir)
+    write_results(out_dir)
     return summarize(out_dir)
 
 
@@ -466,7 +465,8 @@ def read_trial_rows(out_dir: Path, record: dict) -> list[dict]:
     return rows
 
 
-def write_results(sweep: Sweep, out_dir: Path) -> None:
+def write_results(out_dir: Path) -> None:
+    """``results.csv`` from every finished trial of the sweep in ``out_dir``."""
     record = json.loads((out_dir / "sweep.json").read_text())
     rows = read_trial_rows(out_dir, record)
     keys = list(dict.fromkeys(k for r in rows for k in r))

@@ -11,6 +11,7 @@ repeating updates).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io as _io
 import json
 import socket
@@ -35,6 +36,15 @@ from .results import json_writer, jsonable, write_outputs
 
 
 def load_data(exp: Experiment, data_dir: str | None):
+    """The experiment's data set, its arrays in the training precision (``[training] dtype``)."""
+    data = _load_data(exp, data_dir)
+    dtype = np.dtype(exp.training.dtype)
+    if data.x_train.dtype == dtype:
+        return data
+    return dataclasses.replace(data, **{k: getattr(data, k).astype(dtype) for k in ("x_train", "y_train", "x_test", "y_test")})
+
+
+def _load_data(exp: Experiment, data_dir: str | None):
     d = exp.data
     sizes = exp.network.sizes
     if d.kind == "linear_regression":
@@ -66,7 +76,10 @@ def initial_network(exp: Experiment, data):
     """The network every rule starts from: drawn from the seed, or the student's weights
     of a student-teacher data set (``init = "data"``)."""
     n = exp.network
-    net = init_network(n.sizes, n.nonlinearities, seed=exp.seed, scale=n.init_scale, init="uniform" if n.init == "data" else n.init, biases=n.biases)
+    net = init_network(
+        n.sizes, n.nonlinearities, seed=exp.seed, scale=n.init_scale, init="uniform" if n.init == "data" else n.init, biases=n.biases,
+        dtype=jnp.dtype(exp.training.dtype),
+    )
     if n.init == "data":
         W = tuple(jnp.asarray(w, net.W[0].dtype) for w in data.teacher["student"])
         net = eqx.tree_at(lambda m: m.W, net, W)

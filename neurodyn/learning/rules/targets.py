@@ -107,8 +107,9 @@ def target_errors(path: TargetPath) -> dict:
       a difference correction);
     - ``e_approx``: ``hhat_l(o_hat) - h_l - e_tp`` = reconstruction plus Taylor errors (5.41).
     """
-    hhat = path.targets(path.o_hat)
-    at_o, e_tp = jax.jvp(path.targets, (path.o,), (path.o_hat - path.o,))
+    o_hat = path.o_hat.astype(path.o.dtype)
+    hhat = path.targets(o_hat)
+    at_o, e_tp = jax.jvp(path.targets, (path.o,), (o_hat - path.o,))
 
     def mean_norm(vs):
         return jnp.stack([jnp.nanmean(jnp.linalg.norm(v, axis=-1)) for v in vs])
