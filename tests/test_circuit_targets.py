@@ -83,9 +83,12 @@ def test_continuous_dtp_targets_are_the_feedback_phase_rest():
     inputs = {"x": jnp.arctanh(x), "target": t}
     eq = nd.fixed_point(circuit, inputs, t1=2000.0, rtol=1e-9, atol=1e-11)
 
-    fwd = net.forward(x)
-    path = rule.target_path(rule.plastic.rebuild(rule.weights(net)), net, fwd, t)
-    ours = path.targets(path.o_hat)
+    @eqx.filter_jit
+    def targets(rule, net, x, t):
+        path = rule.target_path(rule.plastic.rebuild(rule.weights(net)), net, net.forward(x), t)
+        return path.targets(path.o_hat)
+
+    ours = targets(rule, net, x, t)
     # a sample whose feedback phase has no rest (tau_l outside the range of f_l) has no target
     has_target = np.all(np.isfinite(np.asarray(ours[0])), axis=1)
     np.testing.assert_array_equal(has_target, eq.converged)

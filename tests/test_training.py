@@ -207,7 +207,7 @@ def test_float32_training_stays_float32_and_agrees_with_float64(tmp_path):
     DTP's reconstruction noise is a different draw in float32 (JAX's normal samples depend
     on the dtype), so it only agrees to 1e-2."""
     rules = '[rules.bp]\n[rules.dtp]\n[rules.mixture]\nrule = "dendritic_mixture"\n'
-    text = _write(tmp_path, steps=40, every=20, batch=4, rules=rules).read_text().replace("[network]", "[network]\nbiases = false")
+    text = _write(tmp_path, steps=40, every=40, batch=4, rules=rules).read_text().replace("[network]", "[network]\nbiases = false")
     runs = {}
     for dtype in ("float64", "float32"):
         path = tmp_path / f"{dtype}.toml"
