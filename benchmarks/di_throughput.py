@@ -74,7 +74,10 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
-import numba  # noqa: E402
+try:
+    import numba  # noqa: E402
+except ImportError:  # one line instead of a traceback
+    raise SystemExit("benchmarks/di_throughput.py needs numba for its baseline: pip install -e '.[bench]'") from None
 import numpy as np  # noqa: E402
 
 import neurodyn as nd  # noqa: E402

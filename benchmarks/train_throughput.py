@@ -99,7 +99,10 @@ jax.config.update("jax_enable_x64", True)
 
 import equinox as eqx  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-import numba  # noqa: E402
+try:
+    import numba  # noqa: E402
+except ImportError:  # one line instead of a traceback
+    raise SystemExit("benchmarks/train_throughput.py needs numba for its baseline: pip install -e '.[bench]'") from None
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -119,6 +119,9 @@ def _cmd_stability(args) -> int:
     if args.margin < 0 or args.epsilon <= 0 or args.lr <= 0 or args.max_iter < 0:
         _error("--margin must be >= 0, --epsilon and --lr positive, --max-iter >= 0")
         return EXIT_INPUT
+    if args.model is None and args.optimize and args.optimize[-1].endswith(".toml"):
+        # `stability --optimize B1 model.toml`: --optimize took the model file as an array name
+        args.model = args.optimize.pop()
     model = load_model(args.model)
     out = _out_dir(args, model)
     if out is None:

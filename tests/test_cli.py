@@ -418,3 +418,20 @@ def test_unknown_command_exits_2():
         with contextlib.redirect_stderr(io.StringIO()):
             main(["simulat"])
     assert info.value.code == 2
+
+
+def test_stability_takes_a_model_file_after_optimize(tmp_path):
+    """``stability --optimize B1 model.toml``: the file is the model, not a second array name."""
+    model = write(tmp_path, TINY.replace('name = "tiny"', 'name = "tiny_after_optimize"'))
+    res = run_main(["stability", "--optimize", "B1", model, "--out", tmp_path / "st"])
+    assert res.rc == 0, res.err
+    report = strict_json(tmp_path / "st" / "stability.json")
+    assert report["name"] == "tiny_after_optimize" and report["optimize"] == ["B1"]
+
+
+def test_simulate_points_an_experiment_file_to_train(tmp_path):
+    exp = write(tmp_path, '[network]\nsizes = [2, 2]\nnonlinearities = ["linear"]\n[training]\nlr = 0.1\nsteps = 1\n[rules.bp]\n', "exp.toml")
+    res = run_main(["simulate", exp, "--out", tmp_path / "o"])
+    lines = message_lines(res.err)
+    assert res.rc == 2 and len(lines) == 1 and "experiment file" in lines[0] and "neurodyn train" in lines[0]
+    assert not (tmp_path / "o").exists()

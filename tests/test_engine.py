@@ -142,6 +142,13 @@ def test_nonlinearity_parse_errors(bad):
         nonlinearities.parse(bad)
 
 
+@pytest.mark.parametrize("args,words", [(("tahn",), "did you mean 'tanh'"), (("leaky_relu", 0.0), "slope"), (("leaky_relu", 1.5), "slope")])
+def test_nonlinearity_built_directly_checks_its_name(args, words):
+    """From Python too: a misspelt name is an error, not a silent zero-slope leaky ReLU."""
+    with pytest.raises(ValueError, match=words):
+        nonlinearities.Nonlinearity(*args)
+
+
 class Cascade(Circuit):
     """A block-triangular circuit: an affine block ``dx/dt = A x + b`` (its Jacobian ``A``
     is the same for every sample) drives a nonlinear one ``dy/dt = x - y - y^3``; at rest

@@ -20,6 +20,14 @@ class Nonlinearity(eqx.Module):
     name: str = eqx.field(static=True)
     slope: float = eqx.field(static=True, default=0.0)
 
+    def __check_init__(self):
+        if self.name not in NAMES:
+            close = difflib.get_close_matches(str(self.name), NAMES, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ValueError(f"unknown nonlinearity '{self.name}' (choose from {', '.join(NAMES)}){hint}")
+        if self.name == "leaky_relu" and not 0.0 < self.slope <= 1.0:
+            raise ValueError(f"leaky_relu slope must lie in (0, 1], got {self.slope}")
+
     def __call__(self, x):
         if self.name == "linear":
             return x

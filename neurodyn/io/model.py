@@ -263,6 +263,8 @@ def load_model(path: str | Path | None = None, *, stabilize: bool = True) -> Mod
         raise ModelError(file, None, f"TOML syntax error: {err}") from None
     except UnicodeDecodeError:
         raise ModelError(file, None, "not a UTF-8 text file; model files are TOML") from None
+    if {"network", "training", "rules"} & set(data) and "circuit" not in data:
+        raise ModelError(file, None, "this is an experiment file ([network], [training], [rules]), not a model file: train it with neurodyn train (or sweep it with neurodyn sweep)")
     check_keys(file, "", data, TOP_KEYS)
     seed = data.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
