@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import jax
@@ -43,6 +42,7 @@ from neurodyn.io.training import run_training, run_training_seeds  # noqa: E402
 from neurodyn.learning.network import init_network  # noqa: E402
 from neurodyn.learning.rules import make_rule  # noqa: E402
 from neurodyn.learning.train import SGD, run_steps, run_steps_seeds, stack  # noqa: E402
+from target_rules import best_time as best  # noqa: E402  (same repeats, best of)
 
 SEEDS, STEPS, BATCH = 8, 500, 10
 FILE = """
@@ -70,15 +70,6 @@ null_space_samples = 0
 [rules.fa]
 feedback = "random"
 """
-
-
-def best(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 #: (rule, sizes, batch, steps) of the ``steps`` cases

@@ -231,14 +231,19 @@ def trial_done(folder: Path) -> bool:
     return (folder / "summary.json").is_file()
 
 
+def _as_the_cli() -> None:
+    """A worker process trains as ``neurodyn train`` does: float64 available (the
+    experiment's ``[training] dtype`` decides)."""
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+
+
 def run_trial(folder: str, data_dir: str | None) -> dict:
     """Train one trial from ``folder/experiment.toml`` into ``folder`` (continuing from its
     checkpoint if one exists); returns each rule's status. Runs in the sweep's process or
     in a worker process."""
-    import jax
-
-    jax.config.update("jax_enable_x64", True)
-    from .. import circuits  # noqa: F401  (registers the kinds)
+    _as_the_cli()
     from .experiment import load_experiment
     from .training import run_training
 
@@ -259,9 +264,7 @@ def run_trial_group(folders: list[str], data_dir: str | None) -> None:
     if len(folders) == 1:
         run_trial(folders[0], data_dir)
         return
-    import jax
-
-    jax.config.update("jax_enable_x64", True)
+    _as_the_cli()
     from .experiment import load_experiment
     from .training import run_training_seeds
 

@@ -95,15 +95,25 @@ def _settings(exp, data, label) -> dict:
     }
 
 
+def _probe(t, data) -> dict:
+    """The samples every evaluation uses, as device arrays once: ``"eval"`` (the first
+    ``eval_samples`` training samples), ``"angles"`` (the first ``probe_samples`` of those)
+    and ``"test"`` (the test set)."""
+    n_eval = min(t.eval_samples, data.n_train)
+    xe, te = jnp.asarray(data.x_train[:n_eval]), jnp.asarray(data.y_train[:n_eval])
+    n_probe = min(t.probe_samples or n_eval, n_eval)
+    return {"eval": (xe, te), "angles": (xe[:n_probe], te[:n_probe]), "test": (jnp.asarray(data.x_test), jnp.asarray(data.y_test))}
+
+
 @eqx.filter_jit
-def _measure(rule, net, probe: dict, test: tuple, settings: dict) -> dict:
+def _measure(rule, net, probe: dict, settings: dict) -> dict:
     """Every metric of one evaluation as one program: losses (and accuracy) on the
     evaluation samples and the test set, the weights' norms, and :func:`probe_metrics` on
-    the probe samples."""
+    the probe samples (:func:`_probe`)."""
     loss, classification = settings["loss"], settings["classification"]
     x, t = probe["angles"]
     return {
-        "train": evaluate(net, loss, *probe["eval"], classification), "test": evaluate(net, loss, *test, classification),
+        "train": evaluate(net, loss, *probe["eval"], classification), "test": evaluate(net, loss, *probe["test"], classification),
         "norm_W": jnp.stack([jnp.linalg.norm(W) for W in net.W]),
         **probe_metrics(
             rule, net, loss, x, t, frozen=settings["frozen"], gauss_newton=settings["gauss_newton"],
@@ -113,14 +123,14 @@ def _measure(rule, net, probe: dict, test: tuple, settings: dict) -> dict:
 
 
 @eqx.filter_jit
-def _measure_seeds(rules, nets, probes: dict, tests: tuple, settings: dict) -> dict:
+def _measure_seeds(rules, nets, probes: dict, settings: dict) -> dict:
     """:func:`_measure` for stacked seeds."""
-    return eqx.filter_vmap(_measure, in_axes=(0, 0, 0, 0, None))(rules, nets, probes, tests, settings)
+    return eqx.filter_vmap(_measure, in_axes=(0, 0, 0, None))(rules, nets, probes, settings)
 
 
 def _metrics_row(label, step, rule, net, exp, data, probe, wall, per_update):
     """One row of metrics.csv for ``rule`` at ``step`` (:func:`_row`)."""
-    m = _measure(rule, net, probe, (jnp.asarray(data.x_test), jnp.asarray(data.y_test)), _settings(exp, data, label))
+    m = _measure(rule, net, probe, _settings(exp, data, label))
     return _row(label, step, jax.tree_util.tree_map(np.asarray, m), wall, per_update)
 
 
@@ -160,7 +170,7 @@ def _finite_seeds(tree, S: int) -> np.ndarray:
 
 
 def _finite(tree) -> bool:
-    return all(bool(np.all(np.isfinite(np.asarray(w)))) for w in jax.tree_util.tree_leaves(eqx.filter(tree, eqx.is_inexact_array)))
+    return bool(_finite_seeds(tree, 1)[0])
 
 
 def run_training(
@@ -176,10 +186,7 @@ def run_training(
     t = exp.training
     total = exp.total_steps(data.n_train)
     net0 = initial_network(exp, data)
-    n_eval = min(t.eval_samples, data.n_train)
-    xe, te = jnp.asarray(data.x_train[:n_eval]), jnp.asarray(data.y_train[:n_eval])
-    n_probe = min(t.probe_samples or n_eval, n_eval)
-    probe = {"eval": (xe, te), "angles": (xe[:n_probe], te[:n_probe])}
+    probe = _probe(t, data)
     ckpt_path = Path(out_dir) / "checkpoint.npz"
     state = _load_checkpoint(ckpt_path, exp) if resume else {}
     rows = state.get("rows", [])
@@ -267,21 +274,14 @@ def run_training_seeds(exps: list[Experiment], out_dirs: list[Path], *, data_dir
     xs_shapes = {d.x_train.shape for d in datas}
     if not same_structure(nets0) or len(xs_shapes) > 1 or not all(same_structure([r for r, _ in b]) for b in built.values()):
         return None
-    probes, tests = [], []
-    for d in datas:
-        n_eval = min(t.eval_samples, d.n_train)
-        xe, te = jnp.asarray(d.x_train[:n_eval]), jnp.asarray(d.y_train[:n_eval])
-        n_probe = min(t.probe_samples or n_eval, n_eval)
-        probes.append({"eval": (xe, te), "angles": (xe[:n_probe], te[:n_probe])})
-        tests.append((jnp.asarray(d.x_test), jnp.asarray(d.y_test)))
-    probe_b, test_b = jax.tree_util.tree_map(lambda *v: jnp.stack(v), *probes), jax.tree_util.tree_map(lambda *v: jnp.stack(v), *tests)
+    probe_b = jax.tree_util.tree_map(lambda *v: jnp.stack(v), *[_probe(t, d) for d in datas])
     states = [{"rows": [], "feedback": {}, "networks": {}, "wall": {}} for _ in exps]
     records, status = [{} for _ in exps], [{} for _ in exps]
     for label, options in exps[0].rules.items():
         rules, settings = [r for r, _ in built[label]], _settings(exps[0], datas[0], label)
         opt, start = _optimizer(t, options), time.perf_counter()
         rule_b, net_b, alive, step = stack(rules), stack(nets0), np.ones(S, bool), 0
-        m = jax.tree_util.tree_map(np.asarray, _measure_seeds(rule_b, net_b, probe_b, test_b, settings))
+        m = jax.tree_util.tree_map(np.asarray, _measure_seeds(rule_b, net_b, probe_b, settings))
         for s in range(S):
             records[s][label] = _rule_record(options, built[label][s][1])
             states[s]["rows"].append(_row(label, 0, jax.tree_util.tree_map(lambda v, s=s: v[s], m), 0.0, float("nan")))
@@ -295,7 +295,7 @@ def run_training_seeds(exps: list[Experiment], out_dirs: list[Path], *, data_dir
             step += n
             for s in np.flatnonzero(alive & ~_finite_seeds((net_b, rule_b), S)):
                 status[s][label], alive[s] = f"diverged (non-finite weights by step {step})", False
-            m = jax.tree_util.tree_map(np.asarray, _measure_seeds(rule_b, net_b, probe_b, test_b, settings))
+            m = jax.tree_util.tree_map(np.asarray, _measure_seeds(rule_b, net_b, probe_b, settings))
             wall = time.perf_counter() - start
             for s in np.flatnonzero(alive):
                 states[s]["rows"].append(_row(label, step, jax.tree_util.tree_map(lambda v, s=s: v[s], m), wall, per_update))
