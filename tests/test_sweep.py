@@ -207,6 +207,14 @@ samples = 6
         ('[sweep]\nseeds = 0\n', "[sweep].seeds", ["greater than or equal to 1"]),
         ("[sweep]\nsede = 2\n", "[sweep]", ["sede"]),
         ('[sweep.random]\n"training.lr" = { low = 1.0, high = 0.1 }\n', "[sweep]", ["low < high"]),
+        ('[sweep]\nmode = "optuna"\n[sweep.grid]\n"training.lr" = [0.1]\n', "[sweep]", ["samples"]),
+        ('[sweep]\nmode = "optuna"\nsamples = 3\n[sweep.grid]\n"training.lr" = [0.1]\n', "[sweep].rule", ["trains 2 rules", 'rule = "bp"']),
+        ('[sweep]\nmode = "optuna"\nsamples = 3\nrule = "dfa"\n[sweep.grid]\n"training.lr" = [0.1]\n', "[sweep].rule", ["no rule 'dfa'", "did you mean 'fa'"]),
+        ('[sweep]\nmode = "optuna"\nsamples = 3\nrule = "fa"\n[sweep.grid]\n"rules.bp.lr" = [0.1]\n', '[sweep]."rules.bp.lr"', ["only rule 'fa'"]),
+        ('[sweep]\nmode = "optuna"\nsamples = 3\nrule = "fa"\nmetric = "test_accuracy"\n[sweep.grid]\n"training.lr" = [0.1]\n', "[sweep].metric", ["classification"]),
+        ('[sweep]\nmode = "optuna"\nsamples = 3\nrule = "fa"\n', "[sweep]", ["search space"]),
+        ('[sweep]\nmode = "optuna"\nsamples = 3\nrule = "fa"\n[sweep.random]\n"training.batch_size" = { low = 0, high = 8, integer = true }\n', '[sweep.random]."training.batch_size" = 0', ["[training].batch_size"]),
+        ('[sweep]\npruner = "asha"\n[sweep.grid]\n"training.lr" = [0.1]\n', "[sweep]", ['pruner is an option of a search: it needs mode = "optuna"']),
         ("[sweep.grid]\n" + "".join(f'"training.{k}" = [{", ".join(["1"] * 20)}]\n' for k in ("batch_size", "eval_every", "eval_samples", "steps")), "[sweep]", ["160000 trials", "limit"]),
     ],
 )
@@ -220,7 +228,103 @@ def test_bad_sweep_tables_are_input_errors_naming_the_key(tmp_path, capsys, swee
     assert not (tmp_path / "sw").exists()
 
 
+def test_asha_on_ray_is_refused_before_anything_runs(tmp_path, capsys):
+    file = _file(tmp_path, sweep=SEARCH)
+    assert main(["sweep", str(file), "--out", str(tmp_path / "sw"), "--ray", "local"]) == 2
+    assert "[sweep].pruner" in capsys.readouterr().err and not (tmp_path / "sw").exists()
+
+
 def test_sweep_without_a_sweep_table_points_to_train(tmp_path, capsys):
     assert main(["sweep", str(_file(tmp_path, sweep="")), "--out", str(tmp_path / "sw")]) == 2
     assert "neurodyn train" in capsys.readouterr().err
     assert main(["sweep", "--summary", str(tmp_path / "nothing")]) == 2
+
+
+SEARCH = """
+[sweep]
+mode = "optuna"
+samples = 6
+seeds = 2
+rule = "fa"
+pruner = "asha"
+[sweep.random]
+"training.lr" = { low = 1e-3, high = 0.3, log = true }
+"""
+
+
+def _search_base():
+    return BASE.replace("steps = 20", "steps = 40")
+
+
+def _means_by_step(rows, setting):
+    """{step: mean test loss over the setting's seeds}."""
+    steps = {}
+    for r in rows:
+        if r["setting"] == str(setting):
+            steps.setdefault(int(r["step"]), []).append(float(r["test_loss"]))
+    return {k: float(np.mean(v)) for k, v in steps.items()}
+
+
+def test_search_tells_optuna_the_mean_over_seeds_and_prunes_only_behind_the_others(tmp_path, capsys):
+    """An Optuna search (TPE, ASHA) over the learning rate of one rule: every setting it asks
+    for trains all its seeds; Optuna is told the mean final test loss; a pruned setting was
+    behind another setting where it stopped; the best setting is the lowest mean."""
+    import optuna
+
+    out = tmp_path / "search"
+    assert main(["sweep", str(_file(tmp_path, sweep=SEARCH, base=_search_base())), "--out", str(out), "--workers", "1"]) == 0
+    rows = _rows(out / "results.csv")
+    assert {r["rule"] for r in rows} == {"fa"}  # the search trains only its rule
+    record = json.loads((out / "sweep.json").read_text())
+    assert len(record["trials"]) == 12 and {t["seed"] for t in record["trials"]} == {4, 5}
+    study = optuna.load_study(study_name="tiny_sweep", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(out / "study.journal"))))
+    assert len(study.trials) == 6
+    pruned = 0
+    for t in study.trials:
+        lr = t.params["training.lr"]
+        assert 1e-3 <= lr <= 0.3 and {r["training.lr"] for r in rows if r["setting"] == str(t.number)} == {repr(lr)}
+        means = _means_by_step(rows, t.number)
+        if t.state == optuna.trial.TrialState.COMPLETE:
+            assert t.value == pytest.approx(means[40], rel=1e-12)
+        else:
+            assert t.state == optuna.trial.TrialState.PRUNED
+            pruned += 1
+            stop = max(means)
+            assert stop < 40 and all(r["status"].startswith("pruned") for r in rows if r["setting"] == str(t.number))
+            others = [_means_by_step(rows, o.number).get(stop) for o in study.trials if o.number != t.number]
+            assert means[stop] > min(v for v in others if v is not None)
+    assert pruned >= 1
+    summary = json.loads((out / "summary.json").read_text())
+    completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    best = min(completed, key=lambda t: t.value)
+    assert summary["best"]["fa"]["values"] == {"training.lr": best.params["training.lr"]}
+    assert summary["best"]["fa"]["test_loss"]["mean"] == pytest.approx(best.value)
+    assert "best for fa (lowest mean test_loss)" in capsys.readouterr().out
+
+
+def test_killed_search_resumes_the_setting_it_left_and_keeps_the_budget(tmp_path, monkeypatch):
+    from neurodyn.io import trials
+
+    file = _file(tmp_path, sweep=SEARCH.replace("samples = 6", "samples = 3").replace('pruner = "asha"\n', ""), base=_search_base())
+    out = tmp_path / "search"
+    real, calls = trials.run_trial_group, []
+
+    def killed_at_the_second(*args, **kw):
+        calls.append(args[0])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    monkeypatch.setattr(trials, "run_trial_group", killed_at_the_second)
+    assert main(["sweep", str(file), "--out", str(out), "--workers", "1"]) == 130
+    monkeypatch.setattr(trials, "run_trial_group", real)
+    first = out / "trials" / "trial_0000" / "metrics.csv"
+    stamp = first.stat().st_mtime_ns
+    assert main(["sweep", str(file), "--out", str(out), "--workers", "1", "--resume"]) == 0
+    assert first.stat().st_mtime_ns == stamp  # the finished setting is kept
+    record = json.loads((out / "sweep.json").read_text())
+    assert [t["trial"] for t in record["trials"]] == [f"trial_{i:04d}" for i in range(6)]  # 3 settings x 2 seeds, none asked twice
+    assert {r["trial"] for r in _rows(out / "results.csv")} == {t["trial"] for t in record["trials"]}
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary["settings"]) == 3 and all(e["test_loss"]["n"] == 2 for e in summary["settings"])

@@ -171,7 +171,8 @@ def learning_curves_plot(path: Path, rows: list[dict], title: str) -> None:
 def sweep_plot(path: Path, summary: dict) -> None:
     """A sweep's final metric (mean over seeds, one standard deviation as a band) against
     its first swept option, one line per rule and value of the other swept options; without
-    a numeric swept option, one point per setting and rule."""
+    a numeric swept option, one point per setting and rule. Settings drawn at random (a
+    random sweep or a search) are points with one standard deviation as error bars."""
     metric, swept = summary["metric"], summary["swept"]
     entries = [e for e in summary["settings"] if metric in e]
     fig, ax = plt.subplots(figsize=(7.5, 4.5), layout="constrained")
@@ -182,10 +183,17 @@ def sweep_plot(path: Path, summary: dict) -> None:
         label = f"{e['rule']} ({rest})" if rest else e["rule"]
         x = e["values"][swept[0]] if numeric else e["setting"]
         lines.setdefault(label, []).append((x, e[metric]["mean"], e[metric]["std"]))
+    drawn = summary.get("mode", "grid") != "grid"  # settings drawn at random: points, not lines
     for label, pts in lines.items():
         x, m, s = (np.asarray(v, float) for v in zip(*sorted(pts)))
+        if drawn:
+            ax.errorbar(x, m, yerr=s, fmt="o", ms=4, capsize=2, label=label)
+            continue
         (line,) = ax.plot(x, m, marker="o", label=label)
         ax.fill_between(x, m - s, m + s, color=line.get_color(), alpha=0.2, lw=0)
+    for rule, b in summary.get("best", {}).items() if numeric and len(entries) > len(summary.get("best", {})) else ():
+        ax.plot(b["values"][swept[0]], b[metric]["mean"], marker="*", ms=14, color="k", ls="none", zorder=5,
+                label=f"best for {rule}" if len(summary["best"]) > 1 else "best setting")
     if numeric:
         xs = np.asarray([e["values"][swept[0]] for e in entries], float)
         if np.all(xs > 0) and xs.max() / xs.min() >= 10:
@@ -197,7 +205,8 @@ def sweep_plot(path: Path, summary: dict) -> None:
     if means.size and np.all(means > 0) and means.max() / means.min() >= 100:
         ax.set_yscale("log")
     ax.set_ylabel(f"final {metric.replace('_', ' ')} (mean +- 1 s.d. over seeds)")
-    ax.set_title(f"sweep of {summary['experiment_file']}")
+    kind = {"grid": "grid sweep", "random": "random sweep", "optuna": "Optuna search"}[summary.get("mode", "grid")]
+    ax.set_title(f"{kind} of {summary['experiment_file']}")
     ax.grid(alpha=0.3)
     if lines:
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)

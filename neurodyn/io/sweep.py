@@ -14,6 +14,9 @@ ordinary training run of the file with those values. ::
     [sweep.random]                     # random: a range per option
     "training.weight_decay" = { low = 1e-6, high = 1e-3, log = true }
 
+``mode = "optuna"`` is a hyper-parameter search instead: Optuna picks ``samples`` settings
+of one rule's training from the grid's choices and the ranges (:mod:`~neurodyn.io.search`).
+
 Paths name the file's own options: ``seed``, ``network.<key>``, ``data.<key>``,
 ``training.<key>`` and ``rules.<label>.<option>`` for a rule the file trains. A path to an
 option that does not exist, or a value the option refuses, is an input error naming the
@@ -23,7 +26,7 @@ option that does not exist, or a value the option refuses, is an input error nam
 output of ``neurodyn train``) and, once all trials are done, ``results.csv`` (one row per
 trial, rule and evaluation: ``trial``, ``seed``, one column per swept option, ``status``,
 ``host``, then the training metrics) and the summary of :func:`summarize`. Trials run in a
-bounded pool of processes, or as Ray tasks on a cluster (:class:`RayOptions`); a killed
+bounded pool of processes, or as Ray tasks on a cluster (:mod:`~neurodyn.io.trials`); a killed
 sweep continues with ``resume``: finished trials are kept, interrupted ones continue from
 their checkpoint, none is repeated.
 """
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import io as _io
 import itertools
 import json
@@ -46,11 +50,12 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..learning.rules import RULES
-from .errors import ModelError, NumericalError, suggest
+from .errors import ModelError, suggest
 from .experiment import SPECS, experiment_from_table, read_table
 from .model import _pydantic_error
 from .results import json_writer, write_outputs
 from .toml_write import dumps
+from .trials import Inline, Pool, RayOptions, RayRunner, drive, run_trial, run_trial_group, trial_done  # noqa: F401 (re-exported)
 
 #: most trials one sweep may hold (checked before any is built)
 MAX_TRIALS = 100_000
@@ -74,10 +79,19 @@ class Range(BaseModel):
             raise ValueError("log = true needs low > 0")
         return self
 
+    def draw_end(self, end: str):
+        """The value at one end of the range (``"low"`` or ``"high"``), as a draw gives it."""
+        value = getattr(self, end)
+        return int(round(value)) if self.integer else float(value)
+
     def draw(self, rng: np.random.Generator):
         u = rng.uniform(math.log(self.low), math.log(self.high)) if self.log else rng.uniform(self.low, self.high)
         value = math.exp(u) if self.log else u
         return int(round(value)) if self.integer else float(value)
+
+
+#: the options that only a search (mode = "optuna") reads
+SEARCH_KEYS = ("metric", "direction", "rule", "sampler", "pruner", "reduction_factor", "min_evaluations")
 
 
 class SweepSpec(BaseModel):
@@ -85,17 +99,29 @@ class SweepSpec(BaseModel):
 
     model_config = STRICT
     seeds: int = Field(1, ge=1, le=10_000)
-    mode: Literal["grid", "random"] = "grid"
+    mode: Literal["grid", "random", "optuna"] = "grid"
     samples: int | None = Field(None, ge=1, le=MAX_TRIALS)
     grid: dict[str, list] = {}
     random: dict[str, Range] = {}
+    metric: Literal["test_loss", "train_loss", "test_accuracy"] = "test_loss"
+    direction: Literal["minimize", "maximize"] | None = Field(None, description="default: maximize an accuracy, minimize a loss")
+    rule: str | None = Field(None, description="the label of the rule searched (needed when the file trains several)")
+    sampler: Literal["tpe", "random"] = "tpe"
+    pruner: Literal["none", "asha"] = "none"
+    reduction_factor: int = Field(3, ge=2, le=100, description="ASHA: keep the best 1/reduction_factor at each rung")
+    min_evaluations: int = Field(1, ge=1, le=MAX_TRIALS, description="ASHA: evaluation intervals before the first rung")
 
     @model_validator(mode="after")
     def _mode(self):
         if self.mode == "grid" and (self.random or self.samples is not None):
-            raise ValueError("random ranges and samples need mode = \"random\"")
-        if self.mode == "random" and self.samples is None:
-            raise ValueError("mode = \"random\" needs samples = N (settings to draw)")
+            raise ValueError("random ranges and samples need mode = \"random\" or \"optuna\"")
+        if self.mode != "grid" and self.samples is None:
+            raise ValueError(f"mode = \"{self.mode}\" needs samples = N (settings to draw)")
+        search = [k for k in SEARCH_KEYS if getattr(self, k) != type(self).model_fields[k].default]
+        if self.mode != "optuna" and search:
+            raise ValueError(f"{search[0]} is an option of a search: it needs mode = \"optuna\"")
+        if self.mode == "optuna" and not self.paths:
+            raise ValueError("mode = \"optuna\" needs a search space: choices in [sweep.grid] or ranges in [sweep.random]")
         for path, values in self.grid.items():
             if not values:
                 raise ValueError(f"grid \"{path}\" has no values")
@@ -107,6 +133,11 @@ class SweepSpec(BaseModel):
     @property
     def paths(self) -> list[str]:
         return list(self.grid) + list(self.random)
+
+    @property
+    def maximize(self) -> bool:
+        """Whether larger values of ``metric`` are better (a search's direction; the best setting)."""
+        return self.direction == "maximize" if self.direction else self.metric == "test_accuracy"
 
     def n_settings(self) -> int:
         return math.prod(len(v) for v in self.grid.values()) if self.mode == "grid" else self.samples
@@ -146,6 +177,20 @@ class Sweep:
     spec: SweepSpec
     trials: tuple
     tables: dict = field(hash=False)  # trial name -> the trial's experiment table
+    base: dict = field(default_factory=dict, hash=False)  # the file's table without [sweep]
+
+    @property
+    def seed(self) -> int:
+        return self.base.get("seed", 0)
+
+    def setting(self, s: int, values: dict) -> tuple[list[Trial], dict]:
+        """Setting number ``s`` (``values`` of the swept options): its trials, one per seed,
+        and their experiment tables (validated; an input error names the [sweep] key)."""
+        table = _apply(self.base, values)
+        _validate_setting(self.file, table, values, self.spec)
+        first = table.get("seed", self.seed)
+        trials = [Trial(index=s * self.spec.seeds + k, setting=s, seed=first + k, values=values) for k in range(self.spec.seeds)]
+        return trials, {t.name: {**table, "seed": t.seed} for t in trials}
 
 
 def load_sweep(path: str | Path) -> Sweep:
@@ -164,18 +209,42 @@ def load_sweep(path: str | Path) -> Sweep:
     if n > MAX_TRIALS:
         raise ModelError(file, "[sweep]", f"{n} trials (settings x seeds) exceed the limit of {MAX_TRIALS}; sweep fewer values")
     base = {k: v for k, v in data.items() if k != "sweep"}
-    experiment_from_table(file, base)  # the file itself is valid
-    seed0 = data.get("seed", 0)
+    exp = experiment_from_table(file, base)  # the file itself is valid
+    sweep = Sweep(file=file, name=str(data.get("name", file.stem)), spec=spec, trials=(), tables={}, base=base)
+    if spec.mode == "optuna":
+        return _search(sweep, exp)
     trials, tables = [], {}
-    for s, values in enumerate(spec.settings(seed0)):
-        table = _apply(base, values)
-        _validate_setting(file, table, values, spec)
-        first = table.get("seed", seed0)
-        for k in range(spec.seeds):
-            trial = Trial(index=len(trials), setting=s, seed=first + k, values=values)
-            trials.append(trial)
-            tables[trial.name] = {**table, "seed": first + k}
-    return Sweep(file=file, name=str(data.get("name", file.stem)), spec=spec, trials=tuple(trials), tables=tables)
+    for s, values in enumerate(spec.settings(sweep.seed)):
+        mine, more = sweep.setting(s, values)
+        trials += mine
+        tables |= more
+    return dataclasses.replace(sweep, trials=tuple(trials), tables=tables)
+
+
+def _search(sweep: Sweep, exp) -> Sweep:
+    """A search's sweep: the file restricted to the rule searched, its search space checked
+    at every choice and at both ends of every range (the trials are made as the search
+    asks for settings)."""
+    file, spec = sweep.file, sweep.spec
+    labels = list(exp.rules)
+    if spec.rule is None and len(labels) > 1:
+        raise ModelError(file, "[sweep].rule", f"the file trains {len(labels)} rules: name the one to search, e.g. rule = \"{labels[0]}\"")
+    rule = spec.rule or labels[0]
+    if rule not in labels:
+        raise ModelError(file, "[sweep].rule", f"the file trains no rule '{rule}'{suggest(rule, labels)}")
+    for p in spec.paths:
+        if p.startswith("rules.") and p.split(".")[1] != rule:
+            raise ModelError(file, f'[sweep]."{p}"', f"the search trains only rule '{rule}': sweep its options")
+    if spec.metric == "test_accuracy" and not (exp.data.kind == "mnist" and exp.data.task == "classification"):
+        raise ModelError(file, "[sweep].metric", "test_accuracy needs a classification task; use test_loss")
+    base = {**sweep.base, "rules": {rule: sweep.base["rules"][rule]}}
+    first = {p: v[0] for p, v in spec.grid.items()} | {p: r.draw_end("low") for p, r in spec.random.items()}
+    for p in spec.paths:
+        ends = spec.grid[p] if p in spec.grid else [spec.random[p].draw_end(e) for e in ("low", "high")]
+        for value in ends:
+            values = first | {p: value}
+            _validate_setting(file, _apply(base, values), values, spec)
+    return dataclasses.replace(sweep, base=base)
 
 
 def _check_path(file, data: dict, path: str, table: str) -> None:
@@ -226,79 +295,19 @@ def _validate_setting(file, table: dict, values: dict, spec: SweepSpec) -> None:
 
 
 # --- running -------------------------------------------------------------------------
-def trial_done(folder: Path) -> bool:
-    """A trial is done once its training wrote ``summary.json`` (completed or diverged)."""
-    return (folder / "summary.json").is_file()
-
-
-def _as_the_cli() -> None:
-    """A worker process trains as ``neurodyn train`` does: float64 available (the
-    experiment's ``[training] dtype`` decides)."""
-    import jax
-
-    jax.config.update("jax_enable_x64", True)
-
-
-def run_trial(folder: str, data_dir: str | None) -> dict:
-    """Train one trial from ``folder/experiment.toml`` into ``folder`` (continuing from its
-    checkpoint if one exists); returns each rule's status. Runs in the sweep's process or
-    in a worker process."""
-    _as_the_cli()
-    from .experiment import load_experiment
-    from .training import run_training
-
-    folder = Path(folder)
-    exp = load_experiment(folder / "experiment.toml")
-    resume = (folder / "checkpoint.npz").is_file()
-    try:
-        summary = run_training(exp, folder, data_dir=data_dir, resume=resume, plot=False)
-    except NumericalError:
-        summary = json.loads((folder / "summary.json").read_text())
-    return summary["status"]
-
-
-def run_trial_group(folders: list[str], data_dir: str | None) -> None:
-    """Train the trials of one setting (its seeds, none begun) with their steps vmapped over
-    the seeds (:func:`~neurodyn.io.training.run_training_seeds`), or one by one where a rule
-    cannot be vmapped."""
-    if len(folders) == 1:
-        run_trial(folders[0], data_dir)
-        return
-    _as_the_cli()
-    from .experiment import load_experiment
-    from .training import run_training_seeds
-
-    exps = [load_experiment(Path(f) / "experiment.toml") for f in folders]
-    if run_training_seeds(exps, [Path(f) for f in folders], data_dir=data_dir, plot=False) is None:
-        for f in folders:
-            run_trial(f, data_dir)
-
-
-def run_trial_anywhere(experiment_text: str, name: str, data_dir: str | None, checkpoint: bytes | None = None) -> dict[str, bytes]:
-    """Train one trial in a temporary folder of whichever machine runs it (a Ray task), from
-    ``checkpoint`` if the trial was interrupted, and return its output files for the
-    sweep's own machine to write: no shared file system is needed."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / name
-        folder.mkdir()
-        (folder / "experiment.toml").write_text(experiment_text)
-        if checkpoint is not None:
-            (folder / "checkpoint.npz").write_bytes(checkpoint)
-        run_trial(str(folder), data_dir)
-        return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
-
-
-def prepare(sweep: Sweep, out_dir: Path, resume: bool) -> list[Trial]:
-    """Write ``sweep.json`` and each trial's experiment file; the trials still to run. A
-    folder holding another sweep, or any sweep without ``resume``, is an input error."""
+def open_sweep(sweep: Sweep, out_dir: Path, resume: bool) -> dict:
+    """Write ``sweep.json`` (the file, its spec and the trials made so far: all of them for
+    a grid or random sweep, those already asked for by a search) and return it. A folder
+    holding another sweep, or any sweep without ``resume``, is an input error."""
     record = {"experiment_file": sweep.file.name, "spec": sweep.spec.model_dump(), "trials": [_trial_record(t) for t in sweep.trials]}
     existing = out_dir / "sweep.json"
     if existing.is_file():
         if not resume:
             raise ModelError(out_dir, None, "holds an earlier sweep: continue it with --resume or choose another --out")
-        if json.loads(existing.read_text()) != json.loads(json.dumps(record)):
+        old = json.loads(existing.read_text())
+        if sweep.spec.mode == "optuna":
+            record["trials"] = old.get("trials", [])
+        if old != json.loads(json.dumps(record)):
             raise ModelError(out_dir, None, "holds a different sweep (the file or its [sweep] changed): choose another --out")
     elif resume:
         raise ModelError(out_dir, None, "no sweep to resume here; run without --resume first")
@@ -306,13 +315,24 @@ def prepare(sweep: Sweep, out_dir: Path, resume: bool) -> list[Trial]:
     # what a killed sweep left half-written (results are moved in whole, so these are scraps)
     for scrap in (out_dir / "trials").glob(".trial_*.tmp-*"):
         shutil.rmtree(scrap, ignore_errors=True)
+    return record
+
+
+def prepare(sweep: Sweep, out_dir: Path, resume: bool) -> list[Trial]:
+    """:func:`open_sweep`, then write each trial's experiment file; the trials still to run."""
+    open_sweep(sweep, out_dir, resume)
+    return write_trials(sweep.file, sweep.trials, sweep.tables, out_dir)
+
+
+def write_trials(file: Path, trials, tables: dict, out_dir: Path) -> list[Trial]:
+    """Each trial's ``experiment.toml`` (where not yet written); the trials not yet done."""
     todo = []
-    for trial in sweep.trials:
+    for trial in trials:
         folder = out_dir / "trials" / trial.name
         if trial_done(folder):
             continue
-        header = f"trial {trial.index} of the sweep of {sweep.file.name}: setting {trial.setting}, seed {trial.seed}"
-        text = dumps(sweep.tables[trial.name], header=header)
+        header = f"trial {trial.index} of the sweep of {file.name}: setting {trial.setting}, seed {trial.seed}"
+        text = dumps(tables[trial.name], header=header)
         if not (folder / "experiment.toml").is_file():
             write_outputs(folder, {"experiment.toml": lambda p, text=text: p.write_text(text)})
         todo.append(trial)
@@ -323,44 +343,38 @@ def _trial_record(t: Trial) -> dict:
     return {"trial": t.name, "setting": t.setting, "seed": t.seed, "values": t.values}
 
 
-@dataclass(frozen=True)
-class RayOptions:
-    """Where and how trials run on Ray: ``address`` of a running cluster (``"auto"`` finds
-    the local one) or ``"local"`` (start an instance on this machine with ``workers`` CPUs),
-    and the resources each trial holds."""
-
-    address: str
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
-
-
 def run_sweep(
     sweep: Sweep, out_dir: Path, *, workers: int = 1, resume: bool = False, data_dir: str | None = None,
     progress: bool = False, ray: RayOptions | None = None, vmap: bool = True,
 ) -> dict:
     """Run every trial not yet done: ``workers`` processes at a time on this machine (1: in
-    this process), the seeds of a setting as one vmapped run (``vmap``, where none of them
-    has begun), or every trial as a Ray task (``ray``); then write ``results.csv`` and the
-    summary. Returns the summary."""
+    this process) or as Ray tasks (``ray``), the seeds of a setting as one vmapped run
+    (``vmap``, where none of them has begun); a search (mode = "optuna") asks for settings
+    until its budget is spent (:mod:`~neurodyn.io.search`). Then write ``results.csv`` and
+    the summary, which it returns."""
     out_dir = Path(out_dir)
-    todo = prepare(sweep, out_dir, resume)
+    if ray is not None and sweep.spec.pruner != "none":
+        raise ModelError(sweep.file, "[sweep].pruner", "ASHA reports to the study's journal in the output folder, which Ray tasks on other machines cannot reach: drop --ray or set pruner = \"none\"")
+    if sweep.spec.mode == "optuna":
+        from .search import run_search
+
+        record = open_sweep(sweep, out_dir, resume)
+        finished = sum(trial_done(out_dir / "trials" / t["trial"]) for t in record["trials"])
+    else:
+        todo = prepare(sweep, out_dir, resume)
+        finished = len(sweep.trials) - len(todo)
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(sweep.trials), initial=len(sweep.trials) - len(todo), desc="sweep", unit="trial")
-    folders = [str(out_dir / "trials" / t.name) for t in todo]
-    groups = _groups(todo, out_dir) if vmap else [[f] for f in folders]
+        bar = tqdm(total=sweep.spec.n_settings() * sweep.spec.seeds, initial=finished, desc="sweep", unit="trial")
+    runner = _runner(data_dir, ray, workers, vmap)
     try:
-        if ray is not None:
-            _run_ray(folders, data_dir, ray, workers, bar)
-        elif workers <= 1 or len(groups) <= 1:
-            for group in groups:
-                run_trial_group(group, data_dir)
-                if bar is not None:
-                    bar.update(len(group))
+        if sweep.spec.mode == "optuna":
+            run_search(sweep, out_dir, runner, bar)
         else:
-            _run_pool(groups, data_dir, workers, bar)
+            groups = _groups(todo, out_dir) if vmap else [[str(out_dir / "trials" / t.name)] for t in todo]
+            drive(runner, ((g, None) for g in groups), lambda g: bar.update(len(g)) if bar is not None else None)
     finally:
         if bar is not None:
             bar.close()
@@ -368,40 +382,10 @@ def run_sweep(
     return summarize(out_dir)
 
 
-def _run_ray(folders: list[str], data_dir, options: RayOptions, workers: int, bar) -> None:
-    """Each trial as a Ray task holding ``cpus_per_trial`` CPUs and ``gpus_per_trial`` GPUs;
-    the files it returns are written here as each task finishes."""
-    try:
-        import ray
-    except ImportError:
-        raise ModelError("--ray", None, "needs Ray: pip install 'neurodyn[ray]'") from None
-    import logging
-    import warnings
-
-    local = options.address == "local"
-    started = not ray.is_initialized()
-    if started:
-        kw = {"num_cpus": workers} if local else {"address": options.address}
-        with warnings.catch_warnings():
-            # Ray starts its processes by fork + exec, which JAX's warning about fork does not concern
-            warnings.filterwarnings("ignore", message="os.fork", category=RuntimeWarning)
-            ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING, **kw)
-    try:
-        task = ray.remote(num_cpus=options.cpus_per_trial, num_gpus=options.gpus_per_trial)(run_trial_anywhere)
-        refs = {}
-        for f in map(Path, folders):
-            ckpt = f / "checkpoint.npz"
-            refs[task.remote((f / "experiment.toml").read_text(), f.name, data_dir, ckpt.read_bytes() if ckpt.is_file() else None)] = f
-        while refs:
-            done, _ = ray.wait(list(refs), num_returns=1)
-            folder = refs.pop(done[0])
-            files = ray.get(done[0])
-            write_outputs(folder, {name: (lambda p, data=data: p.write_bytes(data)) for name, data in files.items() if name != "experiment.toml"})
-            if bar is not None:
-                bar.update(1)
-    finally:
-        if started:
-            ray.shutdown()
+def _runner(data_dir, ray: RayOptions | None, workers: int, vmap: bool) -> Inline:
+    if ray is not None:
+        return RayRunner(data_dir, ray, workers, vmap)
+    return Inline(data_dir, vmap) if workers <= 1 else Pool(data_dir, workers, vmap)
 
 
 def _groups(todo: list[Trial], out_dir: Path) -> list[list[str]]:
@@ -413,27 +397,6 @@ def _groups(todo: list[Trial], out_dir: Path) -> list[list[str]]:
         key = ("alone", t.index) if (folder / "checkpoint.npz").is_file() else ("setting", t.setting)
         by_setting.setdefault(key, []).append(str(folder))
     return list(by_setting.values())
-
-
-def _run_pool(groups: list[list[str]], data_dir, workers: int, bar) -> None:
-    import multiprocessing
-    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
-
-    # spawn: a forked JAX process can deadlock
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(run_trial_group, g, data_dir): len(g) for g in groups}
-        try:
-            pending = set(futures)
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-                for fut in done:
-                    fut.result()  # an input error in a trial stops the sweep
-                    if bar is not None:
-                        bar.update(futures[fut])
-        except BaseException:
-            for fut in futures:
-                fut.cancel()
-            raise
 
 
 # --- the table -----------------------------------------------------------------------
@@ -494,16 +457,19 @@ def read_results(out_dir: Path) -> tuple[dict, list[dict]]:
     return record, rows
 
 
-def summarize(out_dir: Path, metric: str = "test_loss") -> dict:
+def summarize(out_dir: Path, metric: str | None = None) -> dict:
     """Per setting and rule, over seeds: mean and standard deviation of the final ``metric``
-    (and test accuracy where there is one) of the trials that completed, and how many
-    diverged. Writes ``summary.json`` and ``summary.png`` (the metric against the first
-    swept option, one line per rule, one standard deviation as a band)."""
+    (default: the sweep's ``metric``, test_loss unless it says otherwise; test accuracy as
+    well where there is one) of the trials that completed, how many diverged and how many a
+    search pruned; per rule, the best setting whose seeds all completed. Writes
+    ``summary.json`` and ``summary.png`` (the metric against the first swept option, one
+    line per rule, one standard deviation as a band)."""
     from .plots import sweep_plot
 
     out_dir = Path(out_dir)
     record, rows = read_results(out_dir)
-    paths = list(record["spec"]["grid"]) + list(record["spec"]["random"])
+    spec = SweepSpec(**record["spec"])
+    metric = metric or spec.metric
     final = {}
     for r in rows:
         key = (r["trial"], r["rule"])
@@ -516,30 +482,50 @@ def summarize(out_dir: Path, metric: str = "test_loss") -> dict:
     settings = []
     for (s, rule), members in sorted(groups.items()):
         ok = [m for m in members if m["status"] == "completed"]
-        entry = {"setting": s, "rule": rule, "values": values[s], "seeds": len(members), "diverged": len(members) - len(ok)}
+        n_pruned = sum(str(m["status"]).startswith("pruned") for m in members)
+        entry = {"setting": s, "rule": rule, "values": values[s], "seeds": len(members), "diverged": len(members) - len(ok) - n_pruned, "pruned": n_pruned}
         for m in (metric, "test_accuracy"):
             vals = np.asarray([v[m] for v in ok if isinstance(v.get(m), float)], float)
             if vals.size:
                 entry[m] = {"mean": float(np.mean(vals)), "std": float(np.std(vals, ddof=1)) if vals.size > 1 else 0.0, "n": int(vals.size)}
         settings.append(entry)
-    summary = {"experiment_file": record["experiment_file"], "metric": metric, "swept": paths, "settings": settings}
+    maximize = spec.maximize if metric == spec.metric else metric == "test_accuracy"
+    best = {}
+    for e in settings:
+        if e.get(metric, {}).get("n") == e["seeds"]:
+            b = best.get(e["rule"])
+            if b is None or (e[metric]["mean"] > b[metric]["mean"] if maximize else e[metric]["mean"] < b[metric]["mean"]):
+                best[e["rule"]] = e
+    summary = {
+        "experiment_file": record["experiment_file"], "mode": spec.mode, "metric": metric, "maximize": maximize, "swept": spec.paths,
+        "settings": settings, "best": {rule: {"setting": e["setting"], "values": e["values"], metric: e[metric]} for rule, e in best.items()},
+    }
     write_outputs(out_dir, {"summary.json": json_writer(summary), "summary.png": lambda p: sweep_plot(p, summary)})
     return summary
 
 
 def summary_lines(summary: dict) -> list[str]:
-    """The summary as text: one line per setting and rule."""
+    """The summary as text: one line per setting and rule, then each rule's best setting."""
     metric = summary["metric"]
     lines = []
     for e in summary["settings"]:
-        values = ", ".join(f"{p} = {_fmt(v)}" for p, v in e["values"].items()) or "base setting"
+        values = _values(e["values"])
         stat = e.get(metric)
         text = f"{stat['mean']:.4g} +- {stat['std']:.2g} (n = {stat['n']})" if stat else "no completed trial"
-        acc = e.get("test_accuracy")
+        acc = e.get("test_accuracy") if metric != "test_accuracy" else None
         acc = f", test accuracy {acc['mean']:.4f} +- {acc['std']:.2g}" if acc else ""
         div = f", {e['diverged']} diverged" if e["diverged"] else ""
+        div += f", {e['pruned']} pruned" if e.get("pruned") else ""
         lines.append(f"  {values} | {e['rule']:<14} {metric} {text}{acc}{div}")
+    if len(summary["settings"]) > len(summary.get("best", {})):
+        word = "highest" if summary.get("maximize") else "lowest"
+        for rule, b in summary.get("best", {}).items():
+            lines.append(f"  best for {rule} ({word} mean {metric}): {_values(b['values'])}, {b[metric]['mean']:.4g} +- {b[metric]['std']:.2g}")
     return lines
+
+
+def _values(values: dict) -> str:
+    return ", ".join(f"{p} = {_fmt(v)}" for p, v in values.items()) or "base setting"
 
 
 def _fmt(v) -> str:

@@ -17,6 +17,7 @@ import json
 import socket
 import time
 from pathlib import Path
+from typing import Callable
 
 import equinox as eqx
 import jax
@@ -173,14 +174,26 @@ def _finite(tree) -> bool:
     return bool(_finite_seeds(tree, 1)[0])
 
 
+#: ``report(label, step, rows) -> stop``: called after every evaluation of a rule with its
+#: new metrics rows (one per seed); returning True stops that rule there ("pruned").
+Report = Callable[[str, int, list], bool]
+
+
+def pruned(status: str) -> bool:
+    """Whether a rule's status says a search stopped it early (:data:`Report`)."""
+    return status.startswith("pruned")
+
+
 def run_training(
     exp: Experiment, out_dir: Path, *, data_dir: str | None = None, resume: bool = False, progress: bool = False, plot: bool = True,
+    report: Report | None = None,
 ) -> dict:
     """Train every rule of ``exp``; returns the summary (also written to ``summary.json``;
     ``learning_curves.png`` unless ``plot`` is off).
 
     A rule whose weights become non-finite stops there and is reported as diverged; the
-    job then raises :class:`NumericalError` after writing what it has.
+    job then raises :class:`NumericalError` after writing what it has. A rule that
+    ``report`` stops is reported as pruned (not an error).
     """
     data = load_data(exp, data_dir)
     t = exp.training
@@ -234,11 +247,14 @@ def run_training(
             if bar is not None:
                 bar.update(n)
                 bar.set_postfix(rule=label, loss=f"{rows[-1]['train_loss']:.3g}")
+            if report is not None and step < total and report(label, step, [rows[-1]]):
+                status[label] = f"pruned (stopped by the search at step {step})"
+                break
     if bar is not None:
         bar.close()
     summary = _summary(exp, data, rows, rules_info, status, total)
     _write_results(out_dir, rows, summary, plot)
-    failed = [k for k, v in status.items() if v != "completed"]
+    failed = [k for k, v in status.items() if v != "completed" and not pruned(v)]
     if failed:
         raise NumericalError(f"{exp.path}: rules {', '.join(failed)} diverged; see {out_dir}/summary.json")
     return summary
@@ -257,13 +273,16 @@ def _optimizer(t, options) -> SGD:
     )
 
 
-def run_training_seeds(exps: list[Experiment], out_dirs: list[Path], *, data_dir: str | None = None, plot: bool = True) -> list[dict] | None:
+def run_training_seeds(
+    exps: list[Experiment], out_dirs: list[Path], *, data_dir: str | None = None, plot: bool = True, report: Report | None = None,
+) -> list[dict] | None:
     """Train experiments that differ only in their seed, each rule's steps of all seeds in
     one vmapped program (:func:`~neurodyn.learning.train.run_steps_seeds`); every seed gets
     the outputs :func:`run_training` writes (a checkpoint at each evaluation included), the
     same numbers to rounding, and ``vmapped_seeds`` in its summary. ``wall_per_update_s``
     is the group's time per update divided by the number of seeds. A seed whose weights
-    become non-finite stops being evaluated and is reported as diverged (no exception).
+    become non-finite stops being evaluated and is reported as diverged (no exception);
+    ``report`` sees the rows of the seeds still training and stops them all at once.
     Returns the summaries, or None, having run nothing, if some rule's structure differs
     between seeds (then train them one by one)."""
     datas = [load_data(e, data_dir) for e in exps]
@@ -302,6 +321,10 @@ def run_training_seeds(exps: list[Experiment], out_dirs: list[Path], *, data_dir
                 states[s]["networks"][label], states[s]["feedback"][label] = (unstack(net_b, s), step), (unstack(rule_b, s), built[label][s][1])
                 states[s]["wall"][label] = wall
                 _save_checkpoint(Path(out_dirs[s]) / "checkpoint.npz", exps[s], states[s])
+            if report is not None and alive.any() and step < total and report(label, step, [states[s]["rows"][-1] for s in np.flatnonzero(alive)]):
+                for s in np.flatnonzero(alive):
+                    status[s][label] = f"pruned (stopped by the search at step {step})"
+                break
     summaries = []
     for s in range(S):
         summary = _summary(exps[s], datas[s], states[s]["rows"], records[s], status[s], total) | {"vmapped_seeds": S}

@@ -1,0 +1,155 @@
+"""Hyper-parameter searches (``[sweep] mode = "optuna"``): Optuna chooses the settings.
+
+The search trains one rule of the file (``[sweep] rule``). Each setting Optuna asks for is
+trained for every seed (``seeds``, vmapped as in any sweep); the setting's value is the
+mean over its seeds of the final ``metric``, minimised or maximised. ``samples`` settings
+are tried in all, ``workers`` at a time. The space is the file's ``[sweep.grid]`` (choices)
+and ``[sweep.random]`` (ranges, log-uniform where ``log = true``); ``sampler`` is "tpe"
+(Optuna's default) or "random", seeded by the file's seed.
+
+``pruner = "asha"`` stops settings early by asynchronous successive halving (Optuna's
+``SuccessiveHalvingPruner``): after ``min_evaluations`` evaluation intervals, and then
+after ``reduction_factor`` times as many at each further rung, a setting whose mean metric
+over its seeds is not among the best ``1/reduction_factor`` of those that reached the rung
+stops there, its status "pruned".
+
+The study lives in ``study.journal`` (Optuna's journal file) in the output folder, so a
+killed search resumes: finished settings are kept, interrupted ones continue from their
+checkpoints, and the budget counts every setting asked for.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelError
+from .results import json_writer, write_outputs
+from .sweep import Sweep, _trial_record, write_trials
+from .training import pruned
+
+
+def _optuna():
+    try:
+        import optuna
+    except ImportError:
+        raise ModelError("[sweep]", "mode", "mode = \"optuna\" needs Optuna: pip install 'neurodyn[optuna]'") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def _storage(out_dir: Path):
+    optuna = _optuna()
+    from optuna.storages.journal import JournalFileBackend
+
+    return optuna.storages.JournalStorage(JournalFileBackend(str(out_dir / "study.journal")))
+
+
+def study(sweep: Sweep, out_dir: Path):
+    """The sweep's Optuna study in ``out_dir/study.journal`` (created, or loaded to resume)."""
+    optuna, spec = _optuna(), sweep.spec
+    sampler = optuna.samplers.TPESampler(seed=sweep.seed) if spec.sampler == "tpe" else optuna.samplers.RandomSampler(seed=sweep.seed)
+    pruner = optuna.pruners.NopPruner()
+    if spec.pruner == "asha":
+        every = sweep.base.get("training", {}).get("eval_every", 1)
+        pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=every * spec.min_evaluations, reduction_factor=spec.reduction_factor)
+    return optuna.create_study(
+        storage=_storage(out_dir), sampler=sampler, pruner=pruner, study_name=sweep.name,
+        direction="maximize" if spec.maximize else "minimize", load_if_exists=True,
+    )
+
+
+def space(sweep: Sweep) -> dict:
+    """Optuna's distributions, one per swept option (named by its dotted path)."""
+    d = _optuna().distributions
+    out = {}
+    for path, choices in sweep.spec.grid.items():
+        out[path] = d.CategoricalDistribution(choices)
+    for path, r in sweep.spec.random.items():
+        if r.integer:
+            out[path] = d.IntDistribution(int(round(r.low)), int(round(r.high)), log=r.log)
+        else:
+            out[path] = d.FloatDistribution(r.low, r.high, log=r.log)
+    return out
+
+
+@dataclass(frozen=True)
+class Reporter:
+    """Reports a setting's mean ``metric`` over its seeds to its Optuna trial after every
+    evaluation of ``rule`` and says whether the pruner stops it (a
+    :data:`~neurodyn.io.training.Report`; picklable, so worker processes report too)."""
+
+    journal_dir: str
+    study_name: str
+    trial_id: int
+    rule: str
+    metric: str
+
+    def __call__(self, label: str, step: int, rows: list) -> bool:
+        values = [r[self.metric] for r in rows if self.metric in r]
+        if label != self.rule or not values or not np.all(np.isfinite(values)):
+            return False
+        optuna = _optuna()
+        st = optuna.load_study(study_name=self.study_name, storage=_storage(Path(self.journal_dir)))
+        trial = optuna.trial.Trial(st, self.trial_id)
+        # seeds trained one by one report in turn: the first to reach a step decides there
+        if step not in st._storage.get_trial(self.trial_id).intermediate_values:
+            trial.report(float(np.mean(values)), step)
+        return trial.should_prune()
+
+
+def outcome(folders: list[str], rule: str, metric: str):
+    """``(state, value)`` of a setting from its trials' summaries: COMPLETE with the mean
+    final metric, PRUNED if the search stopped it, FAIL if a seed diverged."""
+    from optuna.trial import TrialState
+
+    summaries = [json.loads((Path(f) / "summary.json").read_text()) for f in folders]
+    status = [s["status"][rule] for s in summaries]
+    if any(pruned(v) for v in status):
+        return TrialState.PRUNED, None
+    if any(v != "completed" for v in status):
+        return TrialState.FAIL, None
+    return TrialState.COMPLETE, float(np.mean([s["final"][rule][metric] for s in summaries]))
+
+
+def run_search(sweep: Sweep, out_dir: Path, runner, bar) -> None:
+    """Ask Optuna for settings until ``samples`` have been asked for, training each (all its
+    seeds) as a slot of ``runner`` frees, and tell Optuna each outcome; first finish the
+    settings a killed search left running. Each job is a whole setting (its seeds vmapped
+    unless the runner says otherwise); ``runner.workers`` settings train at a time."""
+    from optuna.trial import TrialState
+
+    spec, st, dists = sweep.spec, study(sweep, out_dir), space(sweep)
+    rule = next(iter(sweep.base["rules"]))
+    record_path = out_dir / "sweep.json"
+    record = json.loads(record_path.read_text())
+    folders_of = {}
+    for t in record["trials"]:
+        folders_of.setdefault(t["setting"], []).append(str(out_dir / "trials" / t["trial"]))
+
+    def jobs():
+        for t in st.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            yield folders_of[t.number], None
+        while len(st.trials) < spec.samples:
+            trial = st.ask(dists)
+            trials, tables = sweep.setting(trial.number, {p: trial.params[p] for p in dists})
+            record["trials"] += [_trial_record(t) for t in trials]
+            write_outputs(out_dir, {"sweep.json": json_writer(record)})
+            write_trials(sweep.file, trials, tables, out_dir)
+            folders_of[trial.number] = [str(out_dir / "trials" / t.name) for t in trials]
+            reporter = Reporter(str(out_dir), st.study_name, trial._trial_id, rule, spec.metric) if spec.pruner != "none" else None
+            yield folders_of[trial.number], reporter
+
+    def done(folders: list[str]) -> None:
+        if bar is not None:
+            bar.update(len(folders))
+        s = next(s for s, fs in folders_of.items() if folders[0] in fs)
+        state, value = outcome(folders_of[s], rule, spec.metric)
+        st.tell(s, value, state=state, skip_if_finished=True)
+
+    from .trials import drive
+
+    drive(runner, jobs(), done, limit=runner.workers)

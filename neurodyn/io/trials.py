@@ -1,0 +1,203 @@
+"""Running a sweep's trials: one trial, or the seeds of one setting together, here, in a
+bounded pool of processes, or as Ray tasks on a cluster.
+
+A *group* is a list of trial folders, each holding its ``experiment.toml`` (and a
+``checkpoint.npz`` if it was interrupted). A runner (:class:`Inline`, :class:`Pool`,
+:class:`RayRunner`) trains groups and leaves every output in the trial folders;
+:func:`drive` keeps a bounded number of groups in flight and hands each finished one back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import tempfile
+import warnings
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from .errors import ModelError, NumericalError
+from .results import write_outputs
+
+
+def trial_done(folder: Path) -> bool:
+    """A trial is done once its training wrote ``summary.json`` (completed, diverged or pruned)."""
+    return (Path(folder) / "summary.json").is_file()
+
+
+def _as_the_cli() -> None:
+    """A worker process trains as ``neurodyn train`` does: float64 available (the
+    experiment's ``[training] dtype`` decides)."""
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+
+
+def run_trial(folder: str, data_dir: str | None, report=None) -> dict:
+    """Train one trial from ``folder/experiment.toml`` into ``folder`` (continuing from its
+    checkpoint if one exists); returns each rule's status. ``report``: see
+    :data:`~neurodyn.io.training.Report`."""
+    _as_the_cli()
+    from .experiment import load_experiment
+    from .training import run_training
+
+    folder = Path(folder)
+    exp = load_experiment(folder / "experiment.toml")
+    resume = (folder / "checkpoint.npz").is_file()
+    try:
+        summary = run_training(exp, folder, data_dir=data_dir, resume=resume, plot=False, report=report)
+    except NumericalError:
+        summary = json.loads((folder / "summary.json").read_text())
+    return summary["status"]
+
+
+def run_trial_group(folders: list[str], data_dir: str | None, report=None, vmap: bool = True) -> None:
+    """Train the trials of one setting: when none has begun, with their steps vmapped over
+    the seeds (:func:`~neurodyn.io.training.run_training_seeds`); otherwise, where a rule
+    cannot be vmapped or ``vmap`` is off, one by one (a begun trial from its checkpoint,
+    unreported: a search does not prune a setting it resumes)."""
+    begun = any((Path(f) / "checkpoint.npz").is_file() for f in folders)
+    if len(folders) == 1 or begun or not vmap:
+        for f in folders:
+            run_trial(f, data_dir, None if begun else report)
+        return
+    _as_the_cli()
+    from .experiment import load_experiment
+    from .training import run_training_seeds
+
+    exps = [load_experiment(Path(f) / "experiment.toml") for f in folders]
+    if run_training_seeds(exps, [Path(f) for f in folders], data_dir=data_dir, plot=False, report=report) is None:
+        for f in folders:
+            run_trial(f, data_dir, report)
+
+
+def run_group_anywhere(payload: dict[str, tuple[str, bytes | None]], data_dir: str | None, vmap: bool = True) -> dict[str, dict[str, bytes]]:
+    """Train one group in a temporary folder of whichever machine runs it (a Ray task):
+    ``payload`` maps each trial's name to its experiment file's text and its checkpoint (or
+    None). Returns each trial's output files for the sweep's own machine to write, so no
+    shared file system is needed."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folders = []
+        for name, (text, checkpoint) in payload.items():
+            folder = Path(tmp) / name
+            folder.mkdir()
+            (folder / "experiment.toml").write_text(text)
+            if checkpoint is not None:
+                (folder / "checkpoint.npz").write_bytes(checkpoint)
+            folders.append(str(folder))
+        run_trial_group(folders, data_dir, vmap=vmap)
+        return {Path(f).name: {p.name: p.read_bytes() for p in Path(f).iterdir() if p.is_file()} for f in folders}
+
+
+class Inline:
+    """Trains each group in this process when it is submitted."""
+
+    capacity = workers = 1  # groups in flight: in a sweep, and in a search (which learns from each)
+
+    def __init__(self, data_dir: str | None, vmap: bool = True):
+        self.data_dir, self.vmap = data_dir, vmap
+
+    def submit(self, folders: list[str], report=None) -> Future:
+        future: Future = Future()
+        run_trial_group(folders, self.data_dir, report, self.vmap)
+        future.set_result(None)
+        return future
+
+    def finish(self, future: Future, folders: list[str]) -> None:
+        future.result()
+
+    def close(self) -> None:
+        pass
+
+
+class Pool(Inline):
+    """Trains groups in ``workers`` processes (spawned: a forked JAX process can deadlock)."""
+
+    def __init__(self, data_dir: str | None, workers: int, vmap: bool = True):
+        super().__init__(data_dir, vmap)
+        self.capacity = self.workers = workers
+        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+    def submit(self, folders: list[str], report=None) -> Future:
+        return self.pool.submit(run_trial_group, folders, self.data_dir, report, self.vmap)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """Where and how trials run on Ray: ``address`` of a running cluster (``"auto"`` finds
+    the local one) or ``"local"`` (start an instance on this machine with ``workers`` CPUs),
+    and the resources each task (the seeds of one setting) holds."""
+
+    address: str
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+
+
+class RayRunner(Inline):
+    """Trains each group as one Ray task holding the resources of :class:`RayOptions`; the
+    files it returns are written into the trial folders here."""
+
+    def __init__(self, data_dir: str | None, options: RayOptions, workers: int, vmap: bool = True):
+        super().__init__(data_dir, vmap)
+        try:
+            import ray
+        except ImportError:
+            raise ModelError("--ray", None, "needs Ray: pip install 'neurodyn[ray]'") from None
+        self.ray, self.capacity, self.workers = ray, 1 << 30, workers  # the cluster schedules a sweep's groups
+        self.started = not ray.is_initialized()
+        if self.started:
+            kw = {"num_cpus": workers} if options.address == "local" else {"address": options.address}
+            with warnings.catch_warnings():
+                # Ray starts its processes by fork + exec, which JAX's warning about fork does not concern
+                warnings.filterwarnings("ignore", message="os.fork", category=RuntimeWarning)
+                ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING, **kw)
+        self.task = ray.remote(num_cpus=options.cpus_per_trial, num_gpus=options.gpus_per_trial)(run_group_anywhere)
+
+    def submit(self, folders: list[str], report=None) -> Future:
+        payload = {}
+        for f in map(Path, folders):
+            ckpt = f / "checkpoint.npz"
+            payload[f.name] = ((f / "experiment.toml").read_text(), ckpt.read_bytes() if ckpt.is_file() else None)
+        return self.task.remote(payload, self.data_dir, self.vmap).future()
+
+    def finish(self, future: Future, folders: list[str]) -> None:
+        files = future.result()
+        for f in map(Path, folders):
+            write_outputs(f, {name: (lambda p, data=data: p.write_bytes(data)) for name, data in files[f.name].items() if name != "experiment.toml"})
+
+    def close(self) -> None:
+        if self.started:
+            self.ray.shutdown()
+
+
+def drive(runner: Inline, jobs: Iterable[tuple[list[str], object]], done: Callable[[list[str]], None], limit: int | None = None) -> None:
+    """Train every ``(folders, report)`` job of ``jobs`` with at most ``limit`` (default
+    ``runner.capacity``) in flight, calling ``done(folders)`` as each finishes. ``jobs`` is read lazily: a search
+    asks for its next setting only when a slot is free. The first error stops the sweep."""
+    pending: dict[Future, list[str]] = {}
+
+    def collect() -> None:
+        finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+        for future in finished:
+            folders = pending.pop(future)
+            runner.finish(future, folders)
+            done(folders)
+
+    try:
+        it: Iterator = iter(jobs)
+        for folders, report in it:
+            pending[runner.submit(folders, report)] = folders
+            while len(pending) >= (limit or runner.capacity):
+                collect()
+        while pending:
+            collect()
+    finally:
+        for future in pending:
+            future.cancel()
+        runner.close()
