@@ -43,15 +43,15 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int, help="use this seed instead of the file's (network, feedback, data and sample order)")
     tr.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: when stderr is a terminal)")
 
-    sw = sub.add_parser("sweep", help="train every setting x seed of an experiment file's [sweep] table into one results table")
-    sw.add_argument("experiment", nargs="?", help="experiment file with a [sweep] table")
+    sw = sub.add_parser("sweep", help="train (or simulate) every setting x seed of an experiment (or model) file's [sweep] table into one results table")
+    sw.add_argument("experiment", nargs="?", help="experiment or model file with a [sweep] table")
     sw.add_argument("--summary", type=Path, metavar="DIR", help="print the summary of a finished sweep's output folder and redraw its plot")
     sw.add_argument("--workers", type=int, help="trials run at once, each in its own process (default: half the cores)")
     sw.add_argument("--out", type=Path, help="output folder (default: out/<experiment name>)")
     sw.add_argument("--no-vmap", action="store_true", help="train the seeds of a setting one by one instead of as one vmapped run")
     sw.add_argument("--ray", metavar="ADDRESS", help="run the trials as Ray tasks: a cluster's address, auto (the running local cluster) or local (start one here with --workers CPUs); needs neurodyn[ray]")
-    sw.add_argument("--trial-cpus", type=float, default=1.0, help="with --ray: CPUs each trial holds (default 1)")
-    sw.add_argument("--trial-gpus", type=float, default=0.0, help="with --ray: GPUs each trial holds (default 0)")
+    sw.add_argument("--trial-cpus", type=float, default=1.0, help="with --ray: CPUs each task (the seeds of one setting) holds (default 1)")
+    sw.add_argument("--trial-gpus", type=float, default=0.0, help="with --ray: GPUs each task holds (default 0)")
     sw.add_argument("--resume", action="store_true", help="continue a killed sweep: finished trials are kept, interrupted ones continue")
     sw.add_argument("--data-dir", help="folder with the MNIST IDX files (default: $NEURODYN_DATA)")
     sw.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar over trials (default: when stderr is a terminal)")
@@ -211,7 +211,8 @@ def _cmd_sweep(args) -> int:
         except KeyboardInterrupt:
             _error(f"interrupted; finished trials are kept in {out}/trials: continue with --resume")
             return 130
-    print(f"sweep of {summary['experiment_file']}: final {summary['metric']} over seeds, per setting and rule")
+    per = "per setting and rule" if summary["target"] == "experiment" else "per setting"
+    print(f"sweep of {summary['file']}: {summary['metric']} over seeds, {per}")
     for line in summary_lines(summary):
         print(line)
     print(f"  results in {out}/ (results.csv, summary.json, summary.png)")

@@ -219,13 +219,17 @@ samples = 6
     ],
 )
 def test_bad_sweep_tables_are_input_errors_naming_the_key(tmp_path, capsys, sweep, key, words):
-    file = _file(tmp_path, sweep=sweep)
-    assert main(["sweep", str(file), "--out", str(tmp_path / "sw")]) == 2
+    _refused(_file(tmp_path, sweep=sweep), tmp_path / "sw", capsys, key, words)
+
+
+def _refused(file, out, capsys, key, words):
+    """``neurodyn sweep FILE`` is exit 2 with one line naming the file and ``key``, nothing written."""
+    assert main(["sweep", str(file), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{file}: {key}" in err, err
     for w in words:
         assert w in err, err
-    assert not (tmp_path / "sw").exists()
+    assert not out.exists()
 
 
 def test_asha_on_ray_is_refused_before_anything_runs(tmp_path, capsys):
@@ -328,3 +332,68 @@ def test_killed_search_resumes_the_setting_it_left_and_keeps_the_budget(tmp_path
     assert {r["trial"] for r in _rows(out / "results.csv")} == {t["trial"] for t in record["trials"]}
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["settings"]) == 3 and all(e["test_loss"]["n"] == 2 for e in summary["settings"])
+
+
+MODEL = """
+name = "di_sweep"
+seed = 1
+[circuit]
+kind = "dynamic_inversion"
+sizes = [6, 6]
+nonlinearity = "linear"
+leak = 0.05
+[arrays]
+W1 = { file = "arrays/W1.npy" }
+B1 = { init = "neg_transpose", of = "W1", scale = 1.0 }
+delta_out = { init = "normal", std = 1.0, batch = 4 }
+[simulation]
+t1 = 300.0
+saveat = 11
+"""
+
+
+def _model_file(tmp_path, sweep):
+    (tmp_path / "arrays").mkdir(exist_ok=True)
+    np.save(tmp_path / "arrays" / "W1.npy", np.linalg.qr(np.random.default_rng(0).normal(size=(6, 6)))[0])
+    path = tmp_path / "di.toml"
+    path.write_text(MODEL + sweep)
+    return path
+
+
+def test_model_sweep_simulates_every_setting_and_finds_the_closed_form_abscissa(tmp_path, capsys):
+    """Linear DI with orthogonal W and B = -s W^T decouples into 2x2 blocks
+    [[-1, -s], [1, -alpha]]: spectral abscissa (-(1 + alpha) + Re sqrt((1 - alpha)^2 - 4 s)) / 2."""
+    file = _model_file(tmp_path, '[sweep]\nseeds = 2\n[sweep.grid]\n"arrays.B1.scale" = [0.05, 0.1, 1.0]\n"circuit.leak" = [0.05, 0.2]\n')
+    out = tmp_path / "sw"
+    assert main(["sweep", str(file), "--out", str(out), "--workers", "1"]) == 0
+    rows = _rows(out / "results.csv")
+    assert len(rows) == 12 and {r["seed"] for r in rows} == {"1", "2"}
+    for r in rows:
+        s, alpha = float(r["arrays.B1.scale"]), float(r["circuit.leak"])
+        expected = (-(1 + alpha) + np.sqrt(complex((1 - alpha) ** 2 - 4 * s)).real) / 2
+        assert r["status"] == "completed" and r["kind"] == "dynamic_inversion"
+        assert float(r["spectral_abscissa"]) == pytest.approx(expected, abs=1e-9)
+    # each trial is `neurodyn simulate` of its own model file, whose array file is found from the output folder
+    trial = out / "trials" / "trial_0005"
+    assert main(["simulate", str(trial / "model.toml"), "--out", str(tmp_path / "again")]) == 0
+    again = json.loads((tmp_path / "again" / "summary.json").read_text())
+    assert again["spectral_abscissa"] == json.loads((trial / "summary.json").read_text())["spectral_abscissa"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["metric"] == "spectral_abscissa" and summary["best"]["dynamic_inversion"]["values"] == {"arrays.B1.scale": 1.0, "circuit.leak": 0.2}
+    assert "spectral abscissa" not in capsys.readouterr().err
+    # simulate ignores the [sweep] table of the file itself
+    assert main(["simulate", str(file), "--out", str(tmp_path / "base")]) == 0
+
+
+@pytest.mark.parametrize(
+    "sweep,key,words",
+    [
+        ('[sweep.grid]\n"circuit.lek" = [0.1]\n', '[sweep.grid]."circuit.lek" = 0.1', ["did you mean 'leak'"]),
+        ('[sweep.grid]\n"circuit.leak" = [-1.0]\n', '[sweep.grid]."circuit.leak" = -1.0', ["leak"]),
+        ('[sweep.grid]\n"network.sizes" = [[6, 6]]\n', '[sweep.grid]."network.sizes"', ["circuit.<key>"]),
+        ('[sweep]\nmetric = "test_loss"\n[sweep.grid]\n"circuit.leak" = [0.1]\n', "[sweep].metric", ["spectral_abscissa"]),
+        ('[sweep]\nmode = "optuna"\nsamples = 2\n[sweep.grid]\n"circuit.leak" = [0.1]\n', "[sweep].mode", ["grid or random"]),
+    ],
+)
+def test_bad_model_sweeps_are_input_errors_naming_the_key(tmp_path, capsys, sweep, key, words):
+    _refused(_model_file(tmp_path, sweep), tmp_path / "sw", capsys, key, words)

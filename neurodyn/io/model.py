@@ -23,7 +23,7 @@ from ..core.simulate import SOLVERS
 from .arrays import ResolvedArray, resolve_arrays
 from .errors import ModelError, NumericalError, check_keys, suggest
 
-TOP_KEYS = ("name", "description", "seed", "circuit", "arrays", "simulation", "plasticity")
+TOP_KEYS = ("name", "description", "seed", "circuit", "arrays", "simulation", "plasticity", "sweep")
 PLASTICITY_KEYS = ("arrays", "tau_w", "gate")
 PLASTIC_ARRAY_KEYS = ("tau_w", "gate")
 DEFAULT_MODEL = "dynamic_inversion.toml"
@@ -263,6 +263,13 @@ def load_model(path: str | Path | None = None, *, stabilize: bool = True) -> Mod
         raise ModelError(file, None, f"TOML syntax error: {err}") from None
     except UnicodeDecodeError:
         raise ModelError(file, None, "not a UTF-8 text file; model files are TOML") from None
+    return model_from_table(file, data, stabilize=stabilize)
+
+
+def model_from_table(file: Path, data: dict, *, stabilize: bool = True) -> Model:
+    """The model of a TOML table read from ``file`` (:func:`load_model`; errors name
+    ``file``, and array files are found relative to it). A ``[sweep]`` table is left to
+    :mod:`.sweep`."""
     if {"network", "training", "rules"} & set(data) and "circuit" not in data:
         raise ModelError(file, None, "this is an experiment file ([network], [training], [rules]), not a model file: train it with neurodyn train (or sweep it with neurodyn sweep)")
     check_keys(file, "", data, TOP_KEYS)

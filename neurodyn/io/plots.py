@@ -168,6 +168,13 @@ def learning_curves_plot(path: Path, rows: list[dict], title: str) -> None:
     plt.close(fig)
 
 
+#: axis labels of a model sweep's metrics (time in units of the neural time constant tau)
+SWEEP_METRICS = {
+    "spectral_abscissa": "spectral abscissa at the fixed point (1/tau)", "residual": "residual of the fixed point, max |F(h*)|",
+    "t_final": "time to steady state (tau)", "num_steps": "solver steps to steady state", "wall_time_s": "wall time per simulation (s)",
+}
+
+
 def sweep_plot(path: Path, summary: dict) -> None:
     """A sweep's final metric (mean over seeds, one standard deviation as a band) against
     its first swept option, one line per rule and value of the other swept options; without
@@ -180,7 +187,8 @@ def sweep_plot(path: Path, summary: dict) -> None:
     lines: dict = {}
     for e in entries:
         rest = ", ".join(f"{p} = {e['values'][p]:.3g}" if isinstance(e["values"][p], float) else f"{p} = {e['values'][p]}" for p in swept[1:])
-        label = f"{e['rule']} ({rest})" if rest else e["rule"]
+        who = e.get("rule") or e.get("kind", "")
+        label = f"{who} ({rest})" if rest else who
         x = e["values"][swept[0]] if numeric else e["setting"]
         lines.setdefault(label, []).append((x, e[metric]["mean"], e[metric]["std"]))
     drawn = summary.get("mode", "grid") != "grid"  # settings drawn at random: points, not lines
@@ -204,9 +212,9 @@ def sweep_plot(path: Path, summary: dict) -> None:
     means = np.asarray([e[metric]["mean"] for e in entries], float)
     if means.size and np.all(means > 0) and means.max() / means.min() >= 100:
         ax.set_yscale("log")
-    ax.set_ylabel(f"final {metric.replace('_', ' ')} (mean +- 1 s.d. over seeds)")
+    ax.set_ylabel(f"{SWEEP_METRICS.get(metric, 'final ' + metric.replace('_', ' '))}\n(mean +- 1 s.d. over seeds)")
     kind = {"grid": "grid sweep", "random": "random sweep", "optuna": "Optuna search"}[summary.get("mode", "grid")]
-    ax.set_title(f"{kind} of {summary['experiment_file']}")
+    ax.set_title(f"{kind} of {summary['file']}")
     ax.grid(alpha=0.3)
     if lines:
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)

@@ -138,16 +138,16 @@ def run_search(sweep: Sweep, out_dir: Path, runner, bar) -> None:
             trials, tables = sweep.setting(trial.number, {p: trial.params[p] for p in dists})
             record["trials"] += [_trial_record(t) for t in trials]
             write_outputs(out_dir, {"sweep.json": json_writer(record)})
-            write_trials(sweep.file, trials, tables, out_dir)
+            write_trials(sweep, trials, tables, out_dir)
             folders_of[trial.number] = [str(out_dir / "trials" / t.name) for t in trials]
-            reporter = Reporter(str(out_dir), st.study_name, trial._trial_id, rule, spec.metric) if spec.pruner != "none" else None
+            reporter = Reporter(str(out_dir), st.study_name, trial._trial_id, rule, sweep.metric) if spec.pruner != "none" else None
             yield folders_of[trial.number], reporter
 
     def done(folders: list[str]) -> None:
         if bar is not None:
             bar.update(len(folders))
         s = next(s for s, fs in folders_of.items() if folders[0] in fs)
-        state, value = outcome(folders_of[s], rule, spec.metric)
+        state, value = outcome(folders_of[s], rule, sweep.metric)
         st.tell(s, value, state=state, skip_if_finished=True)
 
     from .trials import drive

@@ -13,6 +13,7 @@ plastic arrays' final values are added to ``fixed_point.npz``.
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 
@@ -112,6 +113,7 @@ def run_simulation(model: Model, out_dir: Path, *, plot: bool = True, progress: 
         "model_file": str(model.path),
         "version": __version__,
         "jax_backend": jax.default_backend(),
+        "host": socket.gethostname(),
     })
     writers = {"summary.json": json_writer(summary), "trajectory.npz": npz_writer({"t": traj.ts, **traj.ys})}
     if converged:

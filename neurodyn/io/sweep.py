@@ -1,8 +1,9 @@
-"""Sweeps: many trainings from one experiment file, gathered into one table.
+"""Sweeps: many trainings of one experiment file, or simulations of one model file,
+gathered into one table.
 
-An experiment file with a ``[sweep]`` table describes a set of *settings* (values of some
-of its options) and a number of seeds; every (setting, seed) pair is a *trial*, an
-ordinary training run of the file with those values. ::
+A file with a ``[sweep]`` table describes a set of *settings* (values of some of its
+options) and a number of seeds; every (setting, seed) pair is a *trial*, an ordinary
+training run of the experiment file (or simulation of the model file) with those values. ::
 
     [sweep]
     seeds = 3                          # trials use the seeds seed, seed + 1, seed + 2
@@ -18,7 +19,9 @@ ordinary training run of the file with those values. ::
 of one rule's training from the grid's choices and the ranges (:mod:`~neurodyn.io.search`).
 
 Paths name the file's own options: ``seed``, ``network.<key>``, ``data.<key>``,
-``training.<key>`` and ``rules.<label>.<option>`` for a rule the file trains. A path to an
+``training.<key>`` and ``rules.<label>.<option>`` for a rule the file trains; in a model
+file ``circuit.<option>``, ``simulation.<key>``, ``arrays.<name>.<key>`` and
+``plasticity.<name>.<key>``. A path to an
 option that does not exist, or a value the option refuses, is an input error naming the
 ``[sweep]`` key, found before anything runs.
 
@@ -52,7 +55,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ..learning.rules import RULES
 from .errors import ModelError, suggest
 from .experiment import SPECS, experiment_from_table, read_table
-from .model import _pydantic_error
+from .model import model_from_table
+from .model import _pydantic_error  # noqa: E402
 from .results import json_writer, write_outputs
 from .toml_write import dumps
 from .trials import Inline, Pool, RayOptions, RayRunner, drive, run_trial, run_trial_group, trial_done  # noqa: F401 (re-exported)
@@ -90,8 +94,9 @@ class Range(BaseModel):
         return int(round(value)) if self.integer else float(value)
 
 
-#: the options that only a search (mode = "optuna") reads
-SEARCH_KEYS = ("metric", "direction", "rule", "sampler", "pruner", "reduction_factor", "min_evaluations")
+#: the options that only a search (mode = "optuna") reads (metric and direction also choose
+#: the summary's best setting in any mode)
+SEARCH_KEYS = ("rule", "sampler", "pruner", "reduction_factor", "min_evaluations")
 
 
 class SweepSpec(BaseModel):
@@ -103,7 +108,8 @@ class SweepSpec(BaseModel):
     samples: int | None = Field(None, ge=1, le=MAX_TRIALS)
     grid: dict[str, list] = {}
     random: dict[str, Range] = {}
-    metric: Literal["test_loss", "train_loss", "test_accuracy"] = "test_loss"
+    metric: Literal["test_loss", "train_loss", "test_accuracy", "spectral_abscissa", "residual", "t_final", "num_steps", "wall_time_s"] | None = Field(
+        None, description="default: test_loss for an experiment file, spectral_abscissa for a model file")
     direction: Literal["minimize", "maximize"] | None = Field(None, description="default: maximize an accuracy, minimize a loss")
     rule: str | None = Field(None, description="the label of the rule searched (needed when the file trains several)")
     sampler: Literal["tpe", "random"] = "tpe"
@@ -169,6 +175,32 @@ class Trial:
 
 
 @dataclass(frozen=True)
+class Target:
+    """What a sweep's trials run: ``neurodyn train`` of an experiment file, or ``neurodyn
+    simulate`` of a model file; the trial's file name, the metrics a summary can use (the
+    first is the default), and how a setting's table is validated."""
+
+    kind: str
+    file_name: str
+    metrics: tuple
+    validate: Any = field(repr=False)
+    heads: tuple = ()  # the top-level tables a path may start with
+
+
+def _validate_model(file: Path, table: dict):
+    return model_from_table(file, table, stabilize=False)
+
+
+TARGETS = {
+    "experiment": Target("experiment", "experiment.toml", ("test_loss", "train_loss", "test_accuracy"), experiment_from_table),
+    "model": Target(
+        "model", "model.toml", ("spectral_abscissa", "residual", "t_final", "num_steps", "wall_time_s"), _validate_model,
+        ("circuit", "arrays", "simulation", "plasticity"),
+    ),
+}
+
+
+@dataclass(frozen=True)
 class Sweep:
     """A validated sweep: the file, its table, the spec, and every trial's table."""
 
@@ -178,6 +210,11 @@ class Sweep:
     trials: tuple
     tables: dict = field(hash=False)  # trial name -> the trial's experiment table
     base: dict = field(default_factory=dict, hash=False)  # the file's table without [sweep]
+    target: Target = TARGETS["experiment"]
+
+    @property
+    def metric(self) -> str:
+        return self.spec.metric or self.target.metrics[0]
 
     @property
     def seed(self) -> int:
@@ -187,32 +224,41 @@ class Sweep:
         """Setting number ``s`` (``values`` of the swept options): its trials, one per seed,
         and their experiment tables (validated; an input error names the [sweep] key)."""
         table = _apply(self.base, values)
-        _validate_setting(self.file, table, values, self.spec)
+        _validate_setting(self.file, table, values, self.spec, self.target)
         first = table.get("seed", self.seed)
         trials = [Trial(index=s * self.spec.seeds + k, setting=s, seed=first + k, values=values) for k in range(self.spec.seeds)]
         return trials, {t.name: {**table, "seed": t.seed} for t in trials}
 
 
 def load_sweep(path: str | Path) -> Sweep:
-    """The sweep of an experiment file, every trial validated (input errors name the key)."""
+    """The sweep of an experiment or model file, every trial validated (input errors name
+    the key)."""
     file, data = read_table(path)
+    target = TARGETS["model" if "circuit" in data else "experiment"]
     raw = data.get("sweep")
     if not isinstance(raw, dict):
-        raise ModelError(file, "[sweep]", "no [sweep] table: add one (README: Sweeps) or train the file with neurodyn train")
+        run = "train the file with neurodyn train" if target.kind == "experiment" else "simulate the file with neurodyn simulate"
+        raise ModelError(file, "[sweep]", f"no [sweep] table: add one (README: Sweeps) or {run}")
     try:
         spec = SweepSpec(**raw)
     except ValidationError as err:
         raise _pydantic_error(file, "[sweep]", err) from None
+    if spec.metric is not None and spec.metric not in target.metrics:
+        raise ModelError(file, "[sweep].metric", f"{spec.metric} is not a result of {target.kind} files; use one of {', '.join(target.metrics)}")
+    if target.kind == "model" and spec.mode == "optuna":
+        raise ModelError(file, "[sweep].mode", "a model file sweeps by grid or random; searches (optuna) train experiment files")
     for p in spec.paths:
-        _check_path(file, data, p, "grid" if p in spec.grid else "random")
+        _check_path(file, data, p, "grid" if p in spec.grid else "random", target)
     n = spec.n_settings() * spec.seeds
     if n > MAX_TRIALS:
         raise ModelError(file, "[sweep]", f"{n} trials (settings x seeds) exceed the limit of {MAX_TRIALS}; sweep fewer values")
     base = {k: v for k, v in data.items() if k != "sweep"}
-    exp = experiment_from_table(file, base)  # the file itself is valid
-    sweep = Sweep(file=file, name=str(data.get("name", file.stem)), spec=spec, trials=(), tables={}, base=base)
+    if target.kind == "model":
+        base = _absolute_files(base, file.parent)
+    checked = target.validate(file, base)  # the file itself is valid
+    sweep = Sweep(file=file, name=str(data.get("name", file.stem)), spec=spec, trials=(), tables={}, base=base, target=target)
     if spec.mode == "optuna":
-        return _search(sweep, exp)
+        return _search(sweep, checked)
     trials, tables = [], {}
     for s, values in enumerate(spec.settings(sweep.seed)):
         mine, more = sweep.setting(s, values)
@@ -243,17 +289,32 @@ def _search(sweep: Sweep, exp) -> Sweep:
         ends = spec.grid[p] if p in spec.grid else [spec.random[p].draw_end(e) for e in ("low", "high")]
         for value in ends:
             values = first | {p: value}
-            _validate_setting(file, _apply(base, values), values, spec)
+            _validate_setting(file, _apply(base, values), values, spec, sweep.target)
     return dataclasses.replace(sweep, base=base)
 
 
-def _check_path(file, data: dict, path: str, table: str) -> None:
+def _absolute_files(table: dict, folder: Path) -> dict:
+    """A model table whose array files are found from any folder (a trial's model file
+    lives in the output folder, not beside the swept file)."""
+    table = copy.deepcopy(table)
+    for entry in (table.get("arrays") or {}).values():
+        if isinstance(entry, dict) and isinstance(entry.get("file"), str):
+            entry["file"] = str((folder / entry["file"]).resolve())
+    return table
+
+
+def _check_path(file, data: dict, path: str, table: str, target: Target) -> None:
     """A swept option must exist in the file's schema (``rules.<label>.<option>`` for a rule
-    the file trains)."""
+    the file trains). A model file's paths start with one of its tables; the rest is checked
+    when each setting is built."""
     where = f'[sweep.{table}]."{path}"'
     parts = path.split(".")
     head = parts[0]
     if parts == ["seed"]:
+        return
+    if target.kind == "model":
+        if head not in target.heads or len(parts) < 2:
+            raise ModelError(file, where, "not an option of the file: use seed, circuit.<key>, simulation.<key>, arrays.<name>.<key> or plasticity.<name>.<key>")
         return
     if head in SPECS and len(parts) == 2:
         allowed = SPECS[head].model_fields
@@ -286,9 +347,9 @@ def _apply(base: dict, values: dict) -> dict:
     return table
 
 
-def _validate_setting(file, table: dict, values: dict, spec: SweepSpec) -> None:
+def _validate_setting(file, table: dict, values: dict, spec: SweepSpec, target: Target) -> None:
     try:
-        experiment_from_table(file, table)
+        target.validate(file, table)
     except ModelError as err:
         where = ", ".join(f'[sweep.{"grid" if p in spec.grid else "random"}]."{p}" = {v!r}' for p, v in values.items())
         raise ModelError(file, where or "[sweep]", f"this setting is not valid: {err.key}: {err.message}") from None
@@ -299,7 +360,7 @@ def open_sweep(sweep: Sweep, out_dir: Path, resume: bool) -> dict:
     """Write ``sweep.json`` (the file, its spec and the trials made so far: all of them for
     a grid or random sweep, those already asked for by a search) and return it. A folder
     holding another sweep, or any sweep without ``resume``, is an input error."""
-    record = {"experiment_file": sweep.file.name, "spec": sweep.spec.model_dump(), "trials": [_trial_record(t) for t in sweep.trials]}
+    record = {"file": sweep.file.name, "target": sweep.target.kind, "spec": sweep.spec.model_dump(), "trials": [_trial_record(t) for t in sweep.trials]}
     existing = out_dir / "sweep.json"
     if existing.is_file():
         if not resume:
@@ -321,20 +382,22 @@ def open_sweep(sweep: Sweep, out_dir: Path, resume: bool) -> dict:
 def prepare(sweep: Sweep, out_dir: Path, resume: bool) -> list[Trial]:
     """:func:`open_sweep`, then write each trial's experiment file; the trials still to run."""
     open_sweep(sweep, out_dir, resume)
-    return write_trials(sweep.file, sweep.trials, sweep.tables, out_dir)
+    return write_trials(sweep, sweep.trials, sweep.tables, out_dir)
 
 
-def write_trials(file: Path, trials, tables: dict, out_dir: Path) -> list[Trial]:
-    """Each trial's ``experiment.toml`` (where not yet written); the trials not yet done."""
+def write_trials(sweep: Sweep, trials, tables: dict, out_dir: Path) -> list[Trial]:
+    """Each trial's file (``experiment.toml`` or ``model.toml``, where not yet written); the
+    trials not yet done."""
     todo = []
     for trial in trials:
         folder = out_dir / "trials" / trial.name
         if trial_done(folder):
             continue
-        header = f"trial {trial.index} of the sweep of {file.name}: setting {trial.setting}, seed {trial.seed}"
+        header = f"trial {trial.index} of the sweep of {sweep.file.name}: setting {trial.setting}, seed {trial.seed}"
         text = dumps(tables[trial.name], header=header)
-        if not (folder / "experiment.toml").is_file():
-            write_outputs(folder, {"experiment.toml": lambda p, text=text: p.write_text(text)})
+        name = sweep.target.file_name
+        if not (folder / name).is_file():
+            write_outputs(folder, {name: lambda p, text=text: p.write_text(text)})
         todo.append(trial)
     return todo
 
@@ -413,22 +476,40 @@ def _number(text: str):
 
 
 def read_trial_rows(out_dir: Path, record: dict) -> list[dict]:
-    """Every finished trial's ``metrics.csv`` rows, each prefixed with the trial's columns."""
+    """Every finished trial's rows, each prefixed with the trial's columns: a training's
+    ``metrics.csv`` rows (one per rule and evaluation), a simulation's summary (one row)."""
     rows = []
     for t in record["trials"]:
         folder = out_dir / "trials" / t["trial"]
         if not trial_done(folder):
             continue
         summary = json.loads((folder / "summary.json").read_text())
+        head = {"trial": t["trial"], "seed": t["seed"], "setting": t["setting"]}
+        if record.get("target") == "model":
+            rows.append(head | _simulation_row(summary, t["values"]))
+            continue
         host = summary.get("host", "")
         with open(folder / "metrics.csv", newline="") as fh:
             for r in csv.DictReader(fh):
                 r = {k: _number(v) if k != "rule" else v for k, v in r.items()}
-                head = {"trial": t["trial"], "seed": t["seed"], "setting": t["setting"]}
-                head |= {k: r.pop(k) for k in ("rule", "step", "train_loss", "test_loss")}
-                head |= t["values"] | {"status": summary["status"].get(head["rule"], "")}
-                rows.append(head | r | {"host": host})
+                first = head | {k: r.pop(k) for k in ("rule", "step", "train_loss", "test_loss")}
+                first |= t["values"] | {"status": summary["status"].get(first["rule"], "")}
+                rows.append(first | r | {"host": host})
     return rows
+
+
+#: the scalars of a simulation's summary that a model sweep's table holds
+SIMULATION_COLUMNS = (
+    "converged", "reason", "t_final", "num_steps", "num_rejected_steps", "newton_steps", "residual", "ode_residual", "spectral_abscissa",
+    "stable", "wall_time_s",
+)
+
+
+def _simulation_row(summary: dict, values: dict) -> dict:
+    status = "completed" if summary.get("converged") else f"not converged ({summary.get('reason', 'unknown')})"
+    row = {"kind": summary.get("kind", ""), **values, "status": status}
+    row |= {k: summary.get(k) for k in SIMULATION_COLUMNS}
+    return row | {"host": summary.get("host", "")}
 
 
 def write_results(out_dir: Path) -> None:
@@ -452,7 +533,7 @@ def read_results(out_dir: Path) -> tuple[dict, list[dict]]:
             raise ModelError(out_dir, None, f"no {name}: not the output folder of a finished sweep (run neurodyn sweep FILE --out DIR first)")
     record = json.loads((out_dir / "sweep.json").read_text())
     with open(out_dir / "results.csv", newline="") as fh:
-        rows = [{k: _number(v) if k not in ("rule", "trial", "status", "host") else v for k, v in r.items()} for r in csv.DictReader(fh)]
+        rows = [{k: _number(v) if k not in ("rule", "kind", "trial", "status", "host", "reason") else v for k, v in r.items()} for r in csv.DictReader(fh)]
 
     return record, rows
 
@@ -468,36 +549,37 @@ def summarize(out_dir: Path, metric: str | None = None) -> dict:
 
     out_dir = Path(out_dir)
     record, rows = read_results(out_dir)
-    spec = SweepSpec(**record["spec"])
-    metric = metric or spec.metric
+    spec, target = SweepSpec(**record["spec"]), TARGETS[record.get("target", "experiment")]
+    who = "rule" if target.kind == "experiment" else "kind"  # what a line of the summary is
+    metric = metric or spec.metric or target.metrics[0]
     final = {}
     for r in rows:
-        key = (r["trial"], r["rule"])
-        if key not in final or r["step"] > final[key]["step"]:
+        key = (r["trial"], r[who])
+        if key not in final or r.get("step", 0) > final[key].get("step", 0):
             final[key] = r
     values = {t["setting"]: t["values"] for t in record["trials"]}
     groups: dict = {}
     for r in final.values():
-        groups.setdefault((int(r["setting"]), r["rule"]), []).append(r)
+        groups.setdefault((int(r["setting"]), r[who]), []).append(r)
     settings = []
     for (s, rule), members in sorted(groups.items()):
         ok = [m for m in members if m["status"] == "completed"]
         n_pruned = sum(str(m["status"]).startswith("pruned") for m in members)
-        entry = {"setting": s, "rule": rule, "values": values[s], "seeds": len(members), "diverged": len(members) - len(ok) - n_pruned, "pruned": n_pruned}
+        entry = {"setting": s, who: rule, "values": values[s], "seeds": len(members), "diverged": len(members) - len(ok) - n_pruned, "pruned": n_pruned}
         for m in (metric, "test_accuracy"):
-            vals = np.asarray([v[m] for v in ok if isinstance(v.get(m), float)], float)
+            vals = np.asarray([v[m] for v in ok if isinstance(v.get(m), (int, float))], float)
             if vals.size:
                 entry[m] = {"mean": float(np.mean(vals)), "std": float(np.std(vals, ddof=1)) if vals.size > 1 else 0.0, "n": int(vals.size)}
         settings.append(entry)
-    maximize = spec.maximize if metric == spec.metric else metric == "test_accuracy"
+    maximize = spec.maximize if metric == (spec.metric or target.metrics[0]) else metric == "test_accuracy"
     best = {}
     for e in settings:
         if e.get(metric, {}).get("n") == e["seeds"]:
-            b = best.get(e["rule"])
+            b = best.get(e[who])
             if b is None or (e[metric]["mean"] > b[metric]["mean"] if maximize else e[metric]["mean"] < b[metric]["mean"]):
-                best[e["rule"]] = e
+                best[e[who]] = e
     summary = {
-        "experiment_file": record["experiment_file"], "mode": spec.mode, "metric": metric, "maximize": maximize, "swept": spec.paths,
+        "file": record.get("file", record.get("experiment_file")), "target": target.kind, "mode": spec.mode, "metric": metric, "maximize": maximize, "swept": spec.paths,
         "settings": settings, "best": {rule: {"setting": e["setting"], "values": e["values"], metric: e[metric]} for rule, e in best.items()},
     }
     write_outputs(out_dir, {"summary.json": json_writer(summary), "summary.png": lambda p: sweep_plot(p, summary)})
@@ -516,12 +598,19 @@ def summary_lines(summary: dict) -> list[str]:
         acc = f", test accuracy {acc['mean']:.4f} +- {acc['std']:.2g}" if acc else ""
         div = f", {e['diverged']} diverged" if e["diverged"] else ""
         div += f", {e['pruned']} pruned" if e.get("pruned") else ""
-        lines.append(f"  {values} | {e['rule']:<14} {metric} {text}{acc}{div}")
+        if summary.get("target", "experiment") == "model":
+            div = div.replace("diverged", "did not converge")
+        lines.append(f"  {values} | {_label(e):<14} {metric} {text}{acc}{div}")
     if len(summary["settings"]) > len(summary.get("best", {})):
         word = "highest" if summary.get("maximize") else "lowest"
         for rule, b in summary.get("best", {}).items():
             lines.append(f"  best for {rule} ({word} mean {metric}): {_values(b['values'])}, {b[metric]['mean']:.4g} +- {b[metric]['std']:.2g}")
     return lines
+
+
+def _label(entry: dict) -> str:
+    """The rule of an experiment sweep's entry, the circuit kind of a model sweep's."""
+    return entry.get("rule") or entry.get("kind", "")
 
 
 def _values(values: dict) -> str:

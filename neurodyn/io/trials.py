@@ -2,7 +2,7 @@
 bounded pool of processes, or as Ray tasks on a cluster.
 
 A *group* is a list of trial folders, each holding its ``experiment.toml`` (and a
-``checkpoint.npz`` if it was interrupted). A runner (:class:`Inline`, :class:`Pool`,
+``checkpoint.npz`` if it was interrupted) or its ``model.toml``. A runner (:class:`Inline`, :class:`Pool`,
 :class:`RayRunner`) trains groups and leaves every output in the trial folders;
 :func:`drive` keeps a bounded number of groups in flight and hands each finished one back.
 """
@@ -38,13 +38,15 @@ def _as_the_cli() -> None:
 
 def run_trial(folder: str, data_dir: str | None, report=None) -> dict:
     """Train one trial from ``folder/experiment.toml`` into ``folder`` (continuing from its
-    checkpoint if one exists); returns each rule's status. ``report``: see
-    :data:`~neurodyn.io.training.Report`."""
+    checkpoint if one exists), or simulate ``folder/model.toml``; returns each rule's (or the
+    circuit's) status. ``report``: see :data:`~neurodyn.io.training.Report`."""
     _as_the_cli()
+    folder = Path(folder)
+    if (folder / "model.toml").is_file():
+        return simulate_trial(folder)
     from .experiment import load_experiment
     from .training import run_training
 
-    folder = Path(folder)
     exp = load_experiment(folder / "experiment.toml")
     resume = (folder / "checkpoint.npz").is_file()
     try:
@@ -54,13 +56,30 @@ def run_trial(folder: str, data_dir: str | None, report=None) -> dict:
     return summary["status"]
 
 
+def simulate_trial(folder: Path) -> dict:
+    """``neurodyn simulate`` of a model sweep's trial, without figures. A model whose arrays
+    cannot be stabilised as its file asks gets a summary saying so (the trial is done)."""
+    from .model import load_model
+    from .simulation import run_simulation
+
+    try:
+        model = load_model(folder / "model.toml")
+    except NumericalError as err:
+        summary = {"converged": False, "reason": f"stabilisation failed: {err}"}
+        write_outputs(folder, {"summary.json": lambda p: p.write_text(json.dumps(summary, indent=2))})
+        return {"model": summary["reason"]}
+    summary = run_simulation(model, folder, plot=False)
+    return {model.kind: "converged" if summary["converged"] else summary["reason"]}
+
+
 def run_trial_group(folders: list[str], data_dir: str | None, report=None, vmap: bool = True) -> None:
     """Train the trials of one setting: when none has begun, with their steps vmapped over
     the seeds (:func:`~neurodyn.io.training.run_training_seeds`); otherwise, where a rule
     cannot be vmapped or ``vmap`` is off, one by one (a begun trial from its checkpoint,
     unreported: a search does not prune a setting it resumes)."""
     begun = any((Path(f) / "checkpoint.npz").is_file() for f in folders)
-    if len(folders) == 1 or begun or not vmap:
+    models = any((Path(f) / "model.toml").is_file() for f in folders)
+    if len(folders) == 1 or begun or not vmap or models:
         for f in folders:
             run_trial(f, data_dir, None if begun else report)
         return
@@ -74,17 +93,17 @@ def run_trial_group(folders: list[str], data_dir: str | None, report=None, vmap:
             run_trial(f, data_dir, report)
 
 
-def run_group_anywhere(payload: dict[str, tuple[str, bytes | None]], data_dir: str | None, vmap: bool = True) -> dict[str, dict[str, bytes]]:
+def run_group_anywhere(payload: dict[str, tuple[str, str, bytes | None]], data_dir: str | None, vmap: bool = True) -> dict[str, dict[str, bytes]]:
     """Train one group in a temporary folder of whichever machine runs it (a Ray task):
-    ``payload`` maps each trial's name to its experiment file's text and its checkpoint (or
+    ``payload`` maps each trial's name to its file's name and text and its checkpoint (or
     None). Returns each trial's output files for the sweep's own machine to write, so no
     shared file system is needed."""
     with tempfile.TemporaryDirectory() as tmp:
         folders = []
-        for name, (text, checkpoint) in payload.items():
+        for name, (file_name, text, checkpoint) in payload.items():
             folder = Path(tmp) / name
             folder.mkdir()
-            (folder / "experiment.toml").write_text(text)
+            (folder / file_name).write_text(text)
             if checkpoint is not None:
                 (folder / "checkpoint.npz").write_bytes(checkpoint)
             folders.append(str(folder))
@@ -162,14 +181,14 @@ class RayRunner(Inline):
     def submit(self, folders: list[str], report=None) -> Future:
         payload = {}
         for f in map(Path, folders):
-            ckpt = f / "checkpoint.npz"
-            payload[f.name] = ((f / "experiment.toml").read_text(), ckpt.read_bytes() if ckpt.is_file() else None)
+            ckpt, file = f / "checkpoint.npz", next(p for p in (f / "experiment.toml", f / "model.toml") if p.is_file())
+            payload[f.name] = (file.name, file.read_text(), ckpt.read_bytes() if ckpt.is_file() else None)
         return self.task.remote(payload, self.data_dir, self.vmap).future()
 
     def finish(self, future: Future, folders: list[str]) -> None:
         files = future.result()
         for f in map(Path, folders):
-            write_outputs(f, {name: (lambda p, data=data: p.write_bytes(data)) for name, data in files[f.name].items() if name != "experiment.toml"})
+            write_outputs(f, {name: (lambda p, data=data: p.write_bytes(data)) for name, data in files[f.name].items() if name not in ("experiment.toml", "model.toml")})
 
     def close(self) -> None:
         if self.started:
