@@ -12,12 +12,56 @@ from pathlib import Path
 EXIT_OK, EXIT_BUG, EXIT_INPUT, EXIT_NUMERICAL = 0, 1, 2, 3
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with errors on one line (exit 2), as every other input error."""
+
+    def error(self, message: str):
+        print(f"neurodyn: error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(EXIT_INPUT)
+
+
+def _finite(text: str) -> float:
+    """A command-line number: finite (nan and inf are refused)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    """A command-line integer within int64."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if abs(value) >= 2**63:
+        raise argparse.ArgumentTypeError(f"{text} is too large")
+    return value
+
+
+def _memory(text: str) -> str:
+    """A memory size such as 8G (checked here, used through NEURODYN_MAX_MEMORY so that
+    worker processes see it too)."""
+    from .io.resources import parse_bytes
+
+    try:
+        parse_bytes(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
 def _parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    p = argparse.ArgumentParser(prog="neurodyn", description="Credit-assignment circuits as ODEs: simulate, stability, train, check, list.")
+    p = _Parser(prog="neurodyn", description="Credit-assignment circuits as ODEs: simulate, stability, train, check, list.")
     p.add_argument("--version", action="version", version=f"neurodyn {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     s = sub.add_parser("simulate", help="integrate a model file to its fixed point and write results")
     s.add_argument("model", nargs="?", help="model file (TOML); default: the packaged models/dynamic_inversion.toml")
@@ -28,10 +72,10 @@ def _parser() -> argparse.ArgumentParser:
     st = sub.add_parser("stability", help="spectrum of the block system matrix; optionally SSA-optimise arrays until stable")
     st.add_argument("model", nargs="?", help="model file (TOML); default: the packaged default model")
     st.add_argument("--optimize", nargs="+", default=[], metavar="NAME", help="arrays to optimise (e.g. B1 B2)")
-    st.add_argument("--margin", type=float, default=0.1, help="target: spectral abscissa < -margin (relative for expanding layers; default 0.1)")
-    st.add_argument("--epsilon", type=float, default=1e-3, help="SSA smoothing epsilon (default 1e-3)")
-    st.add_argument("--lr", type=float, default=1.0, help="gradient step (default 1.0)")
-    st.add_argument("--max-iter", type=int, default=500, help="iteration cap (default 500)")
+    st.add_argument("--margin", type=_finite, default=0.1, help="target: spectral abscissa < -margin (relative for expanding layers; default 0.1)")
+    st.add_argument("--epsilon", type=_finite, default=1e-3, help="SSA smoothing epsilon (default 1e-3)")
+    st.add_argument("--lr", type=_finite, default=1.0, help="gradient step (default 1.0)")
+    st.add_argument("--max-iter", type=_count, default=500, help="iteration cap (default 500)")
     st.add_argument("--out", type=Path, help="output folder (default: out/<model name>)")
     st.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: when stderr is a terminal)")
 
@@ -40,21 +84,27 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", type=Path, help="output folder (default: out/<experiment name>)")
     tr.add_argument("--data-dir", help="folder with the MNIST IDX files (default: $NEURODYN_DATA)")
     tr.add_argument("--resume", action="store_true", help="continue from checkpoint.npz in the output folder")
-    tr.add_argument("--seed", type=int, help="use this seed instead of the file's (network, feedback, data and sample order)")
+    tr.add_argument("--seed", type=_count, help="use this seed instead of the file's (network, feedback, data and sample order)")
     tr.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: when stderr is a terminal)")
 
     sw = sub.add_parser("sweep", help="train (or simulate) every setting x seed of an experiment (or model) file's [sweep] table into one results table")
     sw.add_argument("experiment", nargs="?", help="experiment or model file with a [sweep] table")
     sw.add_argument("--summary", type=Path, metavar="DIR", help="print the summary of a finished sweep's output folder and redraw its plot")
-    sw.add_argument("--workers", type=int, help="trials run at once, each in its own process (default: half the cores)")
+    sw.add_argument("--workers", type=_count, help="trials run at once, each in its own process (default: half the cores)")
     sw.add_argument("--out", type=Path, help="output folder (default: out/<experiment name>)")
     sw.add_argument("--no-vmap", action="store_true", help="train the seeds of a setting one by one instead of as one vmapped run")
     sw.add_argument("--ray", metavar="ADDRESS", help="run the trials as Ray tasks: a cluster's address, auto (the running local cluster) or local (start one here with --workers CPUs); needs neurodyn[ray]")
-    sw.add_argument("--trial-cpus", type=float, default=1.0, help="with --ray: CPUs each task (the seeds of one setting) holds (default 1)")
-    sw.add_argument("--trial-gpus", type=float, default=0.0, help="with --ray: GPUs each task holds (default 0)")
+    sw.add_argument("--trial-cpus", type=_finite, default=1.0, help="with --ray: CPUs each task (the seeds of one setting) holds (default 1)")
+    sw.add_argument("--trial-gpus", type=_finite, default=0.0, help="with --ray: GPUs each task holds (default 0)")
     sw.add_argument("--resume", action="store_true", help="continue a killed sweep: finished trials are kept, interrupted ones continue")
     sw.add_argument("--data-dir", help="folder with the MNIST IDX files (default: $NEURODYN_DATA)")
     sw.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar over trials (default: when stderr is a terminal)")
+
+    for command in (s, st, tr, sw):
+        command.add_argument(
+            "--max-memory", metavar="SIZE", type=_memory,
+            help="refuse a run whose estimated memory exceeds SIZE (e.g. 8G; default: half the machine's memory, or $NEURODYN_MAX_MEMORY)",
+        )
 
     c = sub.add_parser("check", help="validate a model file and print the resolved circuit")
     c.add_argument("model", help="model file (TOML)")
@@ -105,10 +155,15 @@ def _cmd_simulate(args) -> int:
 
 
 def _out_dir(args, model) -> Path | None:
-    out = args.out if args.out is not None else Path("out") / model.name
+    """``--out``, or ``out/<name>`` with the name made a folder name (never a path); checked
+    writable before the run (:func:`~neurodyn.io.results.check_out_dir`)."""
+    from .io.results import check_out_dir, folder_name
+
+    out = args.out if args.out is not None else Path("out") / folder_name(model.name)
     if out.exists() and not out.is_dir():
         _error(f"--out {out}: exists and is not a folder; choose another output folder")
         return None
+    check_out_dir(out)
     return out
 
 
@@ -272,10 +327,29 @@ def _cmd_list(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as done:  # --help, --version, or a bad argument (one line, exit 2)
+        return int(done.code or 0)
     if args.command is None:
         _parser().print_help()
         return EXIT_INPUT
+    if getattr(args, "max_memory", None):
+        import os
+
+        before = os.environ.get("NEURODYN_MAX_MEMORY")
+        os.environ["NEURODYN_MAX_MEMORY"] = args.max_memory  # worker processes inherit it
+        try:
+            return _run(args)
+        finally:
+            if before is None:
+                del os.environ["NEURODYN_MAX_MEMORY"]
+            else:
+                os.environ["NEURODYN_MAX_MEMORY"] = before
+    return _run(args)
+
+
+def _run(args) -> int:
     import jax
 
     jax.config.update("jax_enable_x64", True)  # analysis runs in float64 (README: CLI reference)

@@ -25,6 +25,9 @@ from typing import Any
 import equinox as eqx
 import jax.numpy as jnp
 
+#: most jump times one schedule may list (each one is a stop of the ODE solver)
+MAX_JUMPS = 100_000
+
 
 class Schedule(eqx.Module):
     """Base class: ``__call__(t)`` and ``jump_times()``."""
@@ -88,6 +91,8 @@ def phases(
         raise ValueError("phases need one value per duration")
     if any(d <= 0 for d in durations) or cycles < 1:
         raise ValueError("phase durations must be positive and cycles >= 1")
+    if cycles * len(durations) > MAX_JUMPS:
+        raise ValueError(f"{cycles} cycles of {len(durations)} phases are {cycles * len(durations)} jumps, more than {MAX_JUMPS}; use fewer cycles")
     times, vals, t = [], [float(values[0])], float(t0)
     for c in range(cycles):
         for k, d in enumerate(durations):
@@ -145,6 +150,9 @@ class Periodic(Schedule):
             raise ValueError(f"unknown periodic shape '{self.shape}' (choose sine or square)")
         if not 0 < self.duty < 1:
             raise ValueError("duty must lie in (0, 1)")
+        if self.shape == "square" and 2 * (self.t_max - self.phase) / self.period > MAX_JUMPS:
+            n = 2 * (self.t_max - self.phase) / self.period
+            raise ValueError(f"a square wave of period {self.period:g} jumps {n:.3g} times before t = {self.t_max:g}, more than {MAX_JUMPS}; use a longer period or a sine")
 
     def __call__(self, t):
         x = (t - self.phase) / self.period

@@ -195,7 +195,9 @@ def _load_file(file, key, rel):
     if path.suffix != ".npy":
         raise ModelError(file, f"{key}.file", f"'{rel}' is not a .npy file; save the array with numpy.save")
     if not path.is_file():
-        raise ModelError(file, f"{key}.file", f"file '{rel}' not found (looked at {path})")
+        what = "is not a regular file" if path.exists() else "not found"
+        raise ModelError(file, f"{key}.file", f"file '{rel}' {what} (looked at {path})")
+    _check_npy_header(file, key, rel, path)
     try:
         value = np.load(path, allow_pickle=False)
     except ValueError as err:
@@ -207,6 +209,28 @@ def _load_file(file, key, rel):
     if not isinstance(value, np.ndarray) or not (np.issubdtype(value.dtype, np.floating) or np.issubdtype(value.dtype, np.integer)):
         raise ModelError(file, f"{key}.file", f"'{rel}' has dtype {getattr(value, 'dtype', type(value))}; save a numeric (float or int) array")
     return _finite(file, key, value.astype(np.float64))
+
+
+def _check_npy_header(file, key, rel, path: Path) -> None:
+    """Before loading: the header names a plain numeric dtype and a shape whose bytes the
+    file actually holds (a header may claim any size)."""
+    fmt = np.lib.format
+    try:
+        with open(path, "rb") as fh:
+            version = fmt.read_magic(fh)
+            read = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}.get(version)
+            if read is None:
+                raise ValueError(f"unsupported .npy version {version}")
+            shape, _, dtype = read(fh)
+            offset = fh.tell()
+    except (ValueError, OSError, SyntaxError) as err:
+        raise ModelError(file, f"{key}.file", f"'{rel}' is not a valid .npy file ({err}); save it with numpy.save") from None
+    if dtype.hasobject:
+        raise ModelError(file, f"{key}.file", f"'{rel}' holds pickled/object data, which is not allowed; save a numeric array")
+    claimed = math.prod(shape) * dtype.itemsize
+    held = path.stat().st_size - offset
+    if claimed != held:
+        raise ModelError(file, f"{key}.file", f"'{rel}' is damaged: its header says shape {tuple(shape)} ({claimed} bytes) but it holds {held} bytes; save it again with numpy.save")
 
 
 def _literal(file, key, values):

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import difflib
+import tomllib
 from collections.abc import Iterable
+from pathlib import Path
+
+#: largest model or experiment file read (a TOML file of settings is a few kB)
+MAX_FILE_BYTES = 16 * 2**20
 
 
 class ModelError(ValueError):
@@ -33,3 +38,21 @@ def check_keys(file, section: str, given: Iterable[str], allowed: Iterable[str])
     for key in given:
         if key not in allowed:
             raise ModelError(file, f"{section}.{key}" if section else key, f"unknown key{suggest(key, allowed)} (remove or rename it)")
+
+
+def read_toml(file: Path, what: str) -> dict:
+    """The TOML table of a model or experiment file (``what``), or one input error naming
+    the file: missing, not a regular file, too large, not UTF-8, not TOML, nested too deeply."""
+    file = Path(file)
+    if not file.is_file():
+        raise ModelError(file, None, f"{what} file not found (or not a regular file); check the path")
+    if file.stat().st_size > MAX_FILE_BYTES:
+        raise ModelError(file, None, f"{file.stat().st_size} bytes is too large for a {what} file (at most {MAX_FILE_BYTES}); put large arrays in .npy files")
+    try:
+        return tomllib.loads(file.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise ModelError(file, None, f"TOML syntax error: {err}") from None
+    except UnicodeDecodeError:
+        raise ModelError(file, None, f"not a UTF-8 text file; {what} files are TOML") from None
+    except RecursionError:
+        raise ModelError(file, None, "values nested too deeply; arrays have at most a few dimensions") from None

@@ -58,7 +58,6 @@ Each rule's table takes only the options of that rule (``neurodyn list --rules``
 from __future__ import annotations
 
 import math
-import tomllib
 from pathlib import Path
 from typing import Literal
 
@@ -67,8 +66,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ..core.nonlinearities import parse
 from ..learning.losses import LOSSES
 from ..learning.rules import RULES, RuleOptions
-from .errors import ModelError, check_keys, suggest
-from .model import _pydantic_error
+from .errors import ModelError, check_keys, read_toml, suggest
+from .model import MAX_COUNT, MAX_SEED, _pydantic_error
+from .resources import check_memory, training_memory
 
 TOP_KEYS = ("name", "description", "seed", "network", "data", "training", "rules", "sweep")
 STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
@@ -85,8 +85,8 @@ class NetworkSpec(BaseModel):
 
     @model_validator(mode="after")
     def _check(self):
-        if len(self.sizes) < 2 or any(s <= 0 for s in self.sizes):
-            raise ValueError("sizes needs >= 2 positive layer sizes, lowest first")
+        if len(self.sizes) < 2 or any(not 0 < s <= MAX_COUNT for s in self.sizes):
+            raise ValueError(f"sizes needs >= 2 positive layer sizes (at most {MAX_COUNT}), lowest first")
         if len(self.nonlinearities) != len(self.sizes) - 1:
             raise ValueError(f"nonlinearities needs one name per layer ({len(self.sizes) - 1})")
         for i, name in enumerate(self.nonlinearities):
@@ -102,12 +102,12 @@ class NetworkSpec(BaseModel):
 class DataSpec(BaseModel):
     model_config = STRICT
     kind: Literal["linear_regression", "nonlinear_regression", "student_teacher", "mnist"]
-    n_train: int | None = Field(None, gt=0)
-    n_test: int | None = Field(None, gt=0)
+    n_train: int | None = Field(None, gt=0, le=MAX_COUNT)
+    n_test: int | None = Field(None, gt=0, le=MAX_COUNT)
     task: Literal["classification", "autoencoder"] = "classification"
     teacher_scale: float = Field(0.01, gt=0)
     data_dir: str | None = None
-    pca: int | None = Field(None, gt=0)
+    pca: int | None = Field(None, gt=0, le=MAX_COUNT)
     distance: float = Field(8.0, ge=0)
     condition: float = Field(0.4, ge=0)
 
@@ -124,14 +124,14 @@ class TrainingSpec(BaseModel):
     weight_decay: float = Field(0.0, ge=0)
     clip: float | None = Field(None, gt=0)
     clip_output: bool = False
-    batch_size: int = Field(1, gt=0)
-    steps: int | None = Field(None, gt=0)
-    epochs: float | None = Field(None, gt=0)
-    eval_every: int = Field(100, gt=0)
-    eval_samples: int = Field(500, gt=0)
-    probe_samples: int | None = Field(None, gt=0)
+    batch_size: int = Field(1, gt=0, le=MAX_COUNT)
+    steps: int | None = Field(None, gt=0, le=MAX_COUNT)
+    epochs: float | None = Field(None, gt=0, le=1e6)
+    eval_every: int = Field(100, gt=0, le=MAX_COUNT)
+    eval_samples: int = Field(500, gt=0, le=MAX_COUNT)
+    probe_samples: int | None = Field(None, gt=0, le=MAX_COUNT)
     gauss_newton_angles: bool = True
-    null_space_samples: int = Field(100, ge=0)
+    null_space_samples: int = Field(100, ge=0, le=MAX_COUNT)
     dtype: Literal["float64", "float32"] = "float64"
 
     @model_validator(mode="after")
@@ -140,6 +140,9 @@ class TrainingSpec(BaseModel):
             raise ValueError("give exactly one of steps or epochs")
         return self
 
+
+#: most evaluations one training may record (each one a row per rule in metrics.csv)
+MAX_EVALUATIONS = 1_000_000
 
 #: the sections of an experiment file with their schemas
 SPECS = {"network": NetworkSpec, "data": DataSpec, "training": TrainingSpec}
@@ -157,19 +160,22 @@ class Experiment(BaseModel):
     rules: dict[str, RuleOptions]
 
     def total_steps(self, n_train: int) -> int:
+        """Updates of the run on ``n_train`` samples (at least one); an input error if no
+        mini-batch fits in the data, or if the run would record more than
+        :data:`MAX_EVALUATIONS` evaluations."""
         t = self.training
-        return t.steps if t.steps is not None else int(math.ceil(t.epochs * (n_train // t.batch_size)))
+        if t.batch_size > n_train:
+            raise ModelError(self.path, "[training].batch_size", f"{t.batch_size} is more than the {n_train} training samples, so no mini-batch can be drawn; use a smaller batch_size or more data")
+        total = t.steps if t.steps is not None else int(math.ceil(t.epochs * (n_train // t.batch_size)))
+        if total // t.eval_every > MAX_EVALUATIONS:
+            raise ModelError(self.path, "[training].eval_every", f"{total} updates with an evaluation every {t.eval_every} would record more than {MAX_EVALUATIONS} evaluations; evaluate less often")
+        return total
 
 
 def read_table(path: str | Path) -> tuple[Path, dict]:
-    """The experiment file's TOML table, unvalidated: ``(file, table)``."""
+    """The experiment (or model) file's TOML table, unvalidated: ``(file, table)``."""
     file = Path(path)
-    if not file.is_file():
-        raise ModelError(file, None, "experiment file not found; check the path")
-    try:
-        return file, tomllib.loads(file.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as err:
-        raise ModelError(file, None, f"TOML syntax error: {err}") from None
+    return file, read_toml(file, "experiment")
 
 
 def load_experiment(path: str | Path) -> Experiment:
@@ -194,17 +200,31 @@ def experiment_from_table(file: Path, data: dict) -> Experiment:
     if not isinstance(rules_table, dict) or not rules_table:
         raise ModelError(file, "[rules]", "name at least one rule, e.g. [rules.bp]")
     seed = data.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ModelError(file, "seed", f"must be a non-negative integer, got {seed!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
+        raise ModelError(file, "seed", f"must be an integer from 0 to 2^63 - 1, got {seed!r}")
     rules = {label: _rule_options(file, label, table, sections["network"]) for label, table in rules_table.items()}
     if sections["data"].kind == "student_teacher" and sections["network"].loss != "squared_error":
         raise ModelError(file, "[data].kind", "student_teacher is a regression task: use [network] loss = \"squared_error\" and no softmax")
     if sections["network"].init == "data" and sections["data"].kind != "student_teacher":
         raise ModelError(file, "[network].init", "init = \"data\" takes the student's weights from [data] kind = \"student_teacher\"; use uniform or normal")
+    _check_training_memory(file, sections, len(rules))
     return Experiment(
         path=file, name=str(data.get("name", file.stem)), description=str(data.get("description", "")), seed=seed,
         rules=rules, **sections,
     )
+
+
+def _check_training_memory(file, sections: dict, n_rules: int) -> None:
+    """The training must fit in memory (:func:`~.resources.training_memory`): data sets at
+    their requested (or default) sizes, MNIST at most its 10,000 test-file images."""
+    n, d, t = sections["network"], sections["data"], sections["training"]
+    if d.kind == "mnist":
+        n_data = 10_000
+    else:
+        n_data = (d.n_train or 2000) + (d.n_test or 1000)
+    n_eval = max(t.eval_samples, d.n_test or 1000, t.batch_size)
+    itemsize = 4 if t.dtype == "float32" else 8
+    check_memory(file, training_memory(n.sizes, n_rules, n_data, t.batch_size, t.eval_every, n_eval, itemsize), "this training")
 
 
 def _rule_options(file, label: str, table, network: NetworkSpec) -> RuleOptions:

@@ -7,7 +7,6 @@ file and the key. Model files never execute code.
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -21,12 +20,18 @@ from ..core.plasticity import Plastic, rule_shapes
 from ..core.schedules import from_spec, horizon
 from ..core.simulate import SOLVERS
 from .arrays import ResolvedArray, resolve_arrays
-from .errors import ModelError, NumericalError, check_keys, suggest
+from .errors import ModelError, NumericalError, check_keys, read_toml, suggest
+from .resources import check_memory, model_memory
 
 TOP_KEYS = ("name", "description", "seed", "circuit", "arrays", "simulation", "plasticity", "sweep")
 PLASTICITY_KEYS = ("arrays", "tau_w", "gate")
 PLASTIC_ARRAY_KEYS = ("tau_w", "gate")
 DEFAULT_MODEL = "dynamic_inversion.toml"
+#: bound on counts read from a file (save points, steps, layer sizes): far beyond any real
+#: run, well inside int64
+MAX_COUNT = 10**9
+#: seeds are non-negative and fit in int64
+MAX_SEED = 2**63 - 1
 
 
 class SimulationSettings(BaseModel):
@@ -42,7 +47,7 @@ class SimulationSettings(BaseModel):
     atol: float = Field(1e-9, gt=0)
     steady_state: bool = True
     saveat: int | list[float] = 201
-    max_steps: int = Field(100_000, gt=0)
+    max_steps: int = Field(100_000, gt=0, le=MAX_COUNT)
 
     @field_validator("solver")
     @classmethod
@@ -54,8 +59,10 @@ class SimulationSettings(BaseModel):
     @field_validator("saveat")
     @classmethod
     def _saveat(cls, v):
-        if isinstance(v, int) and v < 2:
-            raise ValueError("a number of save points must be >= 2")
+        if isinstance(v, int) and not 2 <= v <= MAX_COUNT:
+            raise ValueError(f"a number of save points must be between 2 and {MAX_COUNT}")
+        if isinstance(v, list) and len(v) > MAX_COUNT:
+            raise ValueError(f"at most {MAX_COUNT} save times")
         if isinstance(v, list) and (not v or any(b <= a for a, b in zip(v, v[1:]))):
             raise ValueError("save times must be a non-empty, strictly increasing list")
         return v
@@ -243,6 +250,36 @@ def _plasticity(file, table, circuit: Circuit, kind: str, specs, t_max: float) -
     return plastic, settings
 
 
+def _array_bytes(table: dict, specs) -> dict[str, tuple[float, str]]:
+    """Bytes of the arrays the file asks to build, keyed by what drives them (an input's
+    batch, or the sizes), before any is allocated."""
+    parts: dict[str, tuple[float, str]] = {}
+    for name, spec in specs.items():
+        entry = table.get(name)
+        batch = entry.get("batch", 1) if isinstance(entry, dict) else 1
+        batch = batch if isinstance(batch, int) and not isinstance(batch, bool) and batch > 0 else 1
+        key = f"[arrays].{name}.batch" if batch > 1 else "[circuit].sizes"
+        before = parts.get(key, (0.0, ""))[0]
+        parts[key] = (before + 8.0 * batch * math.prod(spec.shape), f"array {name}" if batch > 1 else "the arrays of these sizes")
+    return parts
+
+
+def _check_run_memory(file, circuit: Circuit, arrays, specs, simulation, plastic: bool) -> None:
+    """The simulation's trajectory and Jacobians must fit (:func:`~.resources.model_memory`);
+    plastic arrays, when there are any, count as state (all parameters, an upper bound)."""
+    batch = 1
+    for k, spec in specs.items():
+        v = arrays[k].value
+        if spec.role == "input" and v.ndim == len(spec.shape) + 1:
+            batch = max(batch, v.shape[0])
+    n_state = sum(math.prod(s) for s in circuit.state_shapes().values())
+    if plastic:
+        n_state += sum(math.prod(s.shape) for s in specs.values() if s.role == "param")
+    n_save = simulation.saveat if isinstance(simulation.saveat, int) else len(simulation.saveat)
+    dense = type(circuit).eigenvalues is Circuit.eigenvalues  # the kind has no structured eigenvalues
+    check_memory(file, model_memory(n_state, batch, n_save, dense), "simulating this model")
+
+
 def load_model(path: str | Path | None = None, *, stabilize: bool = True) -> Model:
     """Read, validate and build a model file (the packaged default when ``path`` is None).
 
@@ -255,15 +292,7 @@ def load_model(path: str | Path | None = None, *, stabilize: bool = True) -> Mod
     ``[plasticity]`` table the circuit is wrapped in ``core.plasticity.Plastic``.
     """
     file = Path(path) if path is not None else default_model_path()
-    if not file.is_file():
-        raise ModelError(file, None, "model file not found; check the path")
-    try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as err:
-        raise ModelError(file, None, f"TOML syntax error: {err}") from None
-    except UnicodeDecodeError:
-        raise ModelError(file, None, "not a UTF-8 text file; model files are TOML") from None
-    return model_from_table(file, data, stabilize=stabilize)
+    return model_from_table(file, read_toml(file, "model"), stabilize=stabilize)
 
 
 def model_from_table(file: Path, data: dict, *, stabilize: bool = True) -> Model:
@@ -274,8 +303,8 @@ def model_from_table(file: Path, data: dict, *, stabilize: bool = True) -> Model
         raise ModelError(file, None, "this is an experiment file ([network], [training], [rules]), not a model file: train it with neurodyn train (or sweep it with neurodyn sweep)")
     check_keys(file, "", data, TOP_KEYS)
     seed = data.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ModelError(file, "seed", f"must be a non-negative integer, got {seed!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
+        raise ModelError(file, "seed", f"must be an integer from 0 to 2^63 - 1, got {seed!r}")
     for key in ("name", "description"):
         if not isinstance(data.get(key, ""), str):
             raise ModelError(file, key, "must be a string")
@@ -295,8 +324,8 @@ def model_from_table(file: Path, data: dict, *, stabilize: bool = True) -> Model
     sizes = circuit_table.get("sizes")
     if not isinstance(sizes, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in sizes):
         raise ModelError(file, "[circuit].sizes", "must be a list of layer sizes, lowest first, e.g. [20, 10]")
-    if any(s <= 0 for s in sizes):
-        raise ModelError(file, "[circuit].sizes", f"layer sizes must be positive, got {sizes}")
+    if any(not 0 < s <= MAX_COUNT for s in sizes):
+        raise ModelError(file, "[circuit].sizes", f"layer sizes must be positive (at most {MAX_COUNT}), got {sizes}")
     try:
         cls.validate_sizes(sizes)
     except ValueError as err:
@@ -326,6 +355,7 @@ def model_from_table(file: Path, data: dict, *, stabilize: bool = True) -> Model
         specs = cls.array_specs(sizes, options)
     except ValueError as err:
         raise ModelError(file, "[circuit]", str(err)) from None
+    check_memory(file, _array_bytes(arrays_table, specs), "building the arrays")
     arrays = resolve_arrays(file, arrays_table, specs, seed)
     _check_batches(file, arrays, specs)
     try:
@@ -333,6 +363,7 @@ def model_from_table(file: Path, data: dict, *, stabilize: bool = True) -> Model
             circuit = cls.from_arrays(sizes, options, {k: a.value for k, a in arrays.items()})
     except ValueError as err:
         raise ModelError(file, "[circuit]", str(err)) from None
+    _check_run_memory(file, circuit, arrays, specs, simulation, plastic="plasticity" in data)
     stabilization = _stabilize_arrays(file, circuit, arrays) if stabilize else {}
     if stabilization:
         with horizon(simulation.t1):

@@ -3,15 +3,20 @@ output folder and is moved in only once every file is complete."""
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
+
+from .errors import ModelError
 
 
 def write_outputs(out_dir: Path, writers: dict[str, Callable[[Path], None]], stale: Iterable[str] = ()) -> list[Path]:
@@ -32,6 +37,45 @@ def write_outputs(out_dir: Path, writers: dict[str, Callable[[Path], None]], sta
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return [out_dir / name for name in writers]
+
+
+def folder_name(name: str) -> str:
+    """A run's ``name`` as one folder name, never a path: characters other than letters,
+    digits and ``._+-`` become ``_``, leading dots go (no ``..``, no hidden folder), at most
+    100 characters; ``run`` if nothing is left."""
+    safe = re.sub(r"[^A-Za-z0-9._+-]+", "_", str(name)).lstrip(".")[:100].rstrip(".")
+    return safe or "run"
+
+
+def check_out_dir(out: Path) -> None:
+    """Fail before any work unless results can be written to ``out``: every existing
+    ancestor a folder, the folder creatable and writable (tried by writing a file, which
+    also catches read-only and pseudo file systems). Removes the temporary folders that a
+    killed run into the same folder left behind (:func:`write_outputs`)."""
+    out = Path(out)
+    for a in [out, *out.parents]:
+        if a.exists():
+            if not a.is_dir():
+                raise ModelError(out, None, f"{a} is a file, not a folder; choose another output folder (--out)")
+            break
+    created = [a for a in reversed([out.parent, *out.parent.parents]) if not a.exists()]
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        probe = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        try:
+            (probe / "probe").write_bytes(b"0")
+            if out.exists():
+                (out / f".{probe.name}").write_bytes(b"0")
+                (out / f".{probe.name}").unlink()
+        finally:
+            shutil.rmtree(probe, ignore_errors=True)
+    except OSError as err:
+        for a in reversed(created):
+            with contextlib.suppress(OSError):
+                a.rmdir()
+        raise ModelError(out, None, f"cannot write results here ({err.strerror or err}); choose another output folder (--out)") from None
+    for scrap in out.parent.glob(f".{glob.escape(out.name)}.tmp-*"):
+        shutil.rmtree(scrap, ignore_errors=True)
 
 
 def jsonable(obj):

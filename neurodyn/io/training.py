@@ -16,6 +16,7 @@ import io as _io
 import json
 import socket
 import time
+import zipfile
 from pathlib import Path
 from typing import Callable
 
@@ -413,27 +414,52 @@ def _save_checkpoint(path: Path, exp: Experiment, state: dict) -> None:
 
 
 def _load_checkpoint(path: Path, exp: Experiment) -> dict:
+    """The state saved by :func:`_save_checkpoint`, every array checked against the
+    experiment (present, numeric, the network's shapes); a broken or foreign checkpoint is
+    an input error naming it and what is wrong, and is left as it is."""
     if not path.is_file():
         raise ModelError(path, None, "no checkpoint to resume from; run without --resume first")
-    with np.load(path, allow_pickle=False) as z:
-        if str(z["experiment"]) != exp.path.read_text():
-            raise ModelError(path, None, "the checkpoint belongs to a different experiment file; use another --out or drop --resume")
-        if "seed" in z.files and int(z["seed"]) != exp.seed:
-            raise ModelError(path, None, f"the checkpoint was trained with seed {int(z['seed'])}, not {exp.seed}; use the same --seed or another --out")
-        rows = json.loads(str(z["rows"]))
-        net0 = init_network(exp.network.sizes, exp.network.nonlinearities, biases=exp.network.biases)
-        networks, wall, feedback = {}, {}, {}
-        for label in exp.rules:
-            if f"{label}/step" not in z:
-                continue
-            L = net0.L
-            W = tuple(jnp.asarray(z[f"{label}/W{l}"]) for l in range(1, L + 1))
-            b = tuple(jnp.asarray(z[f"{label}/b{l}"]) for l in range(1, L + 1))
-            networks[label] = (eqx.tree_at(lambda n: (n.W, n.b), net0, (W, b)), int(z[f"{label}/step"]))
-            wall[label] = float(z[f"{label}/wall"])
-            if f"{label}/rule_info" in z:
-                n = sum(1 for k in z.files if k.startswith(f"{label}/feedback"))
-                feedback[label] = ([np.asarray(z[f"{label}/feedback{i}"]) for i in range(n)], json.loads(str(z[f"{label}/rule_info"])))
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return _read_checkpoint(z, path, exp)
+    except ModelError:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError, TypeError) as err:
+        raise ModelError(path, None, f"not a readable checkpoint ({type(err).__name__}: {err}); remove it or use another --out") from None
+
+
+def _read_checkpoint(z, path: Path, exp: Experiment) -> dict:
+    def array(name: str, shape: tuple | None = None, kind: str = "fi") -> np.ndarray:
+        if name not in z.files:
+            raise ModelError(path, None, f"the checkpoint lacks '{name}'; remove it or use another --out")
+        a = z[name]
+        if a.dtype.kind not in kind or (shape is not None and a.shape != shape):
+            raise ModelError(path, None, f"the checkpoint's '{name}' has shape {a.shape} and dtype {a.dtype}, expected {shape} numbers; remove it or use another --out")
+        return a
+
+    if str(array("experiment", (), "U")) != exp.path.read_text():
+        raise ModelError(path, None, "the checkpoint belongs to a different experiment file; use another --out or drop --resume")
+    if "seed" in z.files and int(array("seed", ())) != exp.seed:
+        raise ModelError(path, None, f"the checkpoint was trained with seed {int(z['seed'])}, not {exp.seed}; use the same --seed or another --out")
+    rows = json.loads(str(array("rows", (), "U")))
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and isinstance(r.get("rule"), str) and isinstance(r.get("step"), int) for r in rows):
+        raise ModelError(path, None, "the checkpoint's metrics rows are damaged; remove it or use another --out")
+    net0 = init_network(exp.network.sizes, exp.network.nonlinearities, biases=exp.network.biases)
+    networks, wall, feedback = {}, {}, {}
+    for label in exp.rules:
+        if f"{label}/step" not in z.files:
+            continue
+        step = int(array(f"{label}/step", (), "i"))
+        if step < 0:
+            raise ModelError(path, None, f"the checkpoint's step for rule '{label}' is {step}; remove it or use another --out")
+        W = tuple(jnp.asarray(array(f"{label}/W{l}", w.shape, "f")) for l, w in enumerate(net0.W, start=1))
+        b = tuple(jnp.asarray(array(f"{label}/b{l}", v.shape, "f")) for l, v in enumerate(net0.b, start=1))
+        networks[label] = (eqx.tree_at(lambda n: (n.W, n.b), net0, (W, b)), step)
+        wall[label] = float(array(f"{label}/wall", (), "fi"))
+        if f"{label}/rule_info" in z.files:
+            n = sum(1 for k in z.files if k.startswith(f"{label}/feedback"))
+            leaves = [np.asarray(array(f"{label}/feedback{i}", None, "fib")) for i in range(n)]
+            feedback[label] = (leaves, json.loads(str(array(f"{label}/rule_info", (), "U"))))
     return {"rows": rows, "networks": networks, "wall": wall, "feedback": feedback}
 
 
