@@ -153,7 +153,7 @@ def _draw(file, key, init, params, shape, rng):
     if init == "normal":
         if params["std"] < 0:
             raise ModelError(file, f"{key}.std", f"must be >= 0, got {params['std']}")
-        return rng.normal(params["mean"], params["std"], size=shape)
+        return rng.normal(params["mean"], abs(params["std"]), size=shape)  # abs: -0.0 is a valid zero
     if init == "zeros":
         return np.zeros(shape)
     if len(shape) != 2:
