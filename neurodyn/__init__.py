@@ -13,7 +13,17 @@ _FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler"
 if _FLAG not in _os.environ.get("XLA_FLAGS", ""):
     _os.environ["XLA_FLAGS"] = f"{_os.environ.get('XLA_FLAGS', '')} {_FLAG}=false".strip()
 
-from . import circuits  # noqa: F401  (registers the circuit kinds)
-from .core import Circuit, Equilibrium, ReducedBlock, Trajectory, fixed_point, jacobian, simulate
-
 __all__ = ["__version__", "Circuit", "Equilibrium", "ReducedBlock", "Trajectory", "fixed_point", "jacobian", "simulate"]
+
+
+def __getattr__(name: str):
+    """The public API, imported on first use: ``import neurodyn`` (and ``neurodyn
+    --version`` or ``--help``) starts no JAX. The circuit kinds register with it."""
+    if name in __all__:
+        from . import circuits  # noqa: F401  (registers the circuit kinds)
+        from . import core
+
+        value = getattr(core, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'neurodyn' has no attribute '{name}'")

@@ -68,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, help="output folder (default: out/<model name>)")
     s.add_argument("--no-plot", action="store_true", help="do not write convergence.png")
     s.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: when stderr is a terminal)")
+    s.add_argument("--seed", type=_count, help="use this master seed instead of the file's")
 
     st = sub.add_parser("stability", help="spectrum of the block system matrix; optionally SSA-optimise arrays until stable")
     st.add_argument("model", nargs="?", help="model file (TOML); default: the packaged default model")
@@ -78,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("--max-iter", type=_count, default=500, help="iteration cap (default 500)")
     st.add_argument("--out", type=Path, help="output folder (default: out/<model name>)")
     st.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: when stderr is a terminal)")
+    st.add_argument("--seed", type=_count, help="use this master seed instead of the file's")
 
     tr = sub.add_parser("train", help="train networks with each credit-assignment rule of an experiment file")
     tr.add_argument("experiment", help="experiment file (TOML)")
@@ -100,6 +102,11 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--data-dir", help="folder with the MNIST IDX files (default: $NEURODYN_DATA)")
     sw.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar over trials (default: when stderr is a terminal)")
 
+    for command in (s, st, tr):
+        command.add_argument(
+            "--set", action="append", metavar="KEY=VALUE", dest="overrides",
+            help="set an option of the file (dotted path, TOML value; repeatable), e.g. --set circuit.leak=0.1; the resolved file is saved as resolved.toml",
+        )
     for command in (s, st, tr, sw):
         command.add_argument(
             "--max-memory", metavar="SIZE", type=_memory,
@@ -123,16 +130,39 @@ def _fmt(x) -> str:
     return "n/a" if x is None else f"{x:.3g}"
 
 
-def _cmd_simulate(args) -> int:
+def _load_model(args):
+    """The model of ``args.model`` with ``--set`` and ``--seed`` applied, and those overrides."""
     from .io.model import load_model
+    from .io.overrides import command_line
+
+    values = command_line(args.overrides, args.seed)
+    return load_model(args.model, overrides=values), values
+
+
+def _save_resolved(out: Path, model, values: dict) -> None:
+    """``resolved.toml``: the model file as run, when options were set on the command line
+    (array files by absolute path, so it reproduces the run from anywhere)."""
+    if not values:
+        return
+    from .io.model import portable
+    from .io.results import write_outputs
+    from .io.toml_write import dumps
+
+    table = portable(model.table, model.path.parent)
+    text = dumps(table, header=f"{model.path} with " + ", ".join(f"{k} = {v!r}" for k, v in values.items()))
+    write_outputs(out, {"resolved.toml": lambda p: p.write_text(text)})
+
+
+def _cmd_simulate(args) -> int:
     from .io.simulation import run_simulation
 
-    model = load_model(args.model)
+    model, values = _load_model(args)
     out = _out_dir(args, model)
     if out is None:
         return EXIT_INPUT
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     summary = run_simulation(model, out, plot=not args.no_plot, progress=progress)
+    _save_resolved(out, model, values)
     batch = f", batch {summary['batch']}" if summary["batch"] else ""
     print(f"{summary['name']} ({summary['kind']}, sizes {summary['sizes']}{batch})")
     state = "yes" if summary["converged"] else "NO"
@@ -168,7 +198,6 @@ def _out_dir(args, model) -> Path | None:
 
 
 def _cmd_stability(args) -> int:
-    from .io.model import load_model
     from .io.stability import run_stability
 
     if args.margin < 0 or args.epsilon <= 0 or args.lr <= 0 or args.max_iter < 0:
@@ -177,10 +206,11 @@ def _cmd_stability(args) -> int:
     if args.model is None and args.optimize and args.optimize[-1].endswith(".toml"):
         # `stability --optimize B1 model.toml`: --optimize took the model file as an array name
         args.model = args.optimize.pop()
-    model = load_model(args.model)
+    model, values = _load_model(args)
     out = _out_dir(args, model)
     if out is None:
         return EXIT_INPUT
+    _save_resolved(out, model, values)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     r = run_stability(
         model, out, optimize=args.optimize, margin=args.margin, epsilon=args.epsilon, lr=args.lr, max_iter=args.max_iter, progress=progress
@@ -211,7 +241,9 @@ def _cmd_train(args) -> int:
     from .io.experiment import load_experiment
     from .io.training import run_training
 
-    exp = load_experiment(args.experiment)
+    from .io.overrides import command_line
+
+    exp = load_experiment(args.experiment, overrides=command_line(args.overrides, None))
     if args.seed is not None:
         if args.seed < 0:
             _error(f"{args.experiment}: --seed: must be a non-negative integer, got {args.seed}")
@@ -220,6 +252,10 @@ def _cmd_train(args) -> int:
     out = _out_dir(args, exp)
     if out is None:
         return EXIT_INPUT
+    if exp.resolved is not None:
+        from .io.results import write_outputs
+
+        write_outputs(out, {"resolved.toml": lambda p: p.write_text(exp.resolved)})
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     try:
         summary = run_training(exp, out, data_dir=args.data_dir, resume=args.resume, progress=progress)

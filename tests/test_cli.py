@@ -432,3 +432,26 @@ def test_simulate_points_an_experiment_file_to_train(tmp_path):
     lines = message_lines(res.err)
     assert res.rc == 2 and len(lines) == 1 and "experiment file" in lines[0] and "neurodyn train" in lines[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_set_and_seed_override_the_file_and_the_resolved_file_reproduces_the_run(tmp_path):
+    """``--set circuit.leak=0.5 --seed 7``: the run uses them (the leak moves the fixed
+    point, the seed the arrays), and resolved.toml, simulated alone, gives the same fixed
+    point; a wrong key is the file's one-line error."""
+    model = write(tmp_path, TINY)
+    base = run_main(["simulate", model, "--out", tmp_path / "base", "--no-plot"])
+    res = run_main(["simulate", model, "--set", "circuit.leak=0.5", "--seed", "7", "--set", "simulation.saveat=21", "--out", tmp_path / "set", "--no-plot"])
+    assert base.rc == 0 and res.rc == 0, res.err
+    assert not (tmp_path / "base" / "resolved.toml").exists()
+    resolved = (tmp_path / "set" / "resolved.toml").read_text()
+    assert "leak = 0.5" in resolved and "seed = 7" in resolved and "saveat = 21" in resolved
+    again = run_main(["simulate", tmp_path / "set" / "resolved.toml", "--out", tmp_path / "again", "--no-plot"])
+    assert again.rc == 0, again.err
+    fp_set, fp_again, fp_base = (np.load(tmp_path / d / "fixed_point.npz") for d in ("set", "again", "base"))
+    for k in fp_set.files:
+        np.testing.assert_array_equal(fp_set[k], fp_again[k])
+    assert not np.allclose(fp_set["u_1"], fp_base["u_1"])
+    bad = run_main(["simulate", model, "--set", "circuit.lek=0.5", "--out", tmp_path / "bad"])
+    assert bad.rc == 2 and bad.err.count("\n") == 1 and "[circuit].lek" in bad.err and "did you mean 'leak'" in bad.err
+    bad = run_main(["simulate", model, "--set", "leak", "--out", tmp_path / "bad"])
+    assert bad.rc == 2 and "KEY=VALUE" in bad.err and not (tmp_path / "bad").exists()

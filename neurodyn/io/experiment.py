@@ -68,7 +68,9 @@ from ..learning.losses import LOSSES
 from ..learning.rules import RULES, RuleOptions
 from .errors import ModelError, check_keys, read_toml, suggest
 from .model import MAX_COUNT, MAX_SEED, _pydantic_error
+from .overrides import apply
 from .resources import check_memory, training_memory
+from .toml_write import dumps
 
 TOP_KEYS = ("name", "description", "seed", "network", "data", "training", "rules", "sweep")
 STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
@@ -158,6 +160,13 @@ class Experiment(BaseModel):
     data: DataSpec
     training: TrainingSpec
     rules: dict[str, RuleOptions]
+    resolved: str | None = None  # the file with command-line overrides applied (TOML)
+
+    @property
+    def text(self) -> str:
+        """The experiment as run: the file's text, or the resolved file when options were
+        set from the command line (checkpoints compare it on --resume)."""
+        return self.resolved if self.resolved is not None else self.path.read_text()
 
     def total_steps(self, n_train: int) -> int:
         """Updates of the run on ``n_train`` samples (at least one); an input error if no
@@ -178,9 +187,19 @@ def read_table(path: str | Path) -> tuple[Path, dict]:
     return file, read_toml(file, "experiment")
 
 
-def load_experiment(path: str | Path) -> Experiment:
-    """The validated experiment of a file (a ``[sweep]`` table is left to :mod:`.sweep`)."""
-    return experiment_from_table(*read_table(path))
+def load_experiment(path: str | Path, overrides: dict | None = None) -> Experiment:
+    """The validated experiment of a file (a ``[sweep]`` table is left to :mod:`.sweep`),
+    with ``overrides`` (dotted paths, :mod:`.overrides`) applied first; the experiment then
+    carries its resolved text (:attr:`Experiment.text`)."""
+    file, table = read_table(path)
+    if not overrides:
+        return experiment_from_table(file, table)
+    table = apply(table, overrides, file)
+    return experiment_from_table(file, table).model_copy(update={"resolved": dumps(table, header=f"{file} with {_listing(overrides)}")})
+
+
+def _listing(values: dict) -> str:
+    return ", ".join(f"{k} = {v!r}" for k, v in values.items())
 
 
 def experiment_from_table(file: Path, data: dict) -> Experiment:

@@ -6,6 +6,7 @@ file and the key. Model files never execute code.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from importlib import resources
@@ -15,12 +16,14 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .. import circuits as _circuits  # noqa: F401  (registers the built-in kinds that model files name)
 from ..core.circuit import Circuit, get_kind
 from ..core.plasticity import Plastic, rule_shapes
 from ..core.schedules import from_spec, horizon
 from ..core.simulate import SOLVERS
 from .arrays import ResolvedArray, resolve_arrays
 from .errors import ModelError, NumericalError, check_keys, read_toml, suggest
+from .overrides import apply
 from .resources import check_memory, model_memory
 
 TOP_KEYS = ("name", "description", "seed", "circuit", "arrays", "simulation", "plasticity", "sweep")
@@ -90,6 +93,8 @@ class Model:
     #: ``{array name: {"tau_w": float, "gate": spec or None}}`` from ``[plasticity]``;
     #: empty when nothing is plastic. Then ``circuit`` is a ``core.plasticity.Plastic``.
     plasticity: dict[str, dict] = field(default_factory=dict)
+    #: the file's table as loaded, command-line overrides included
+    table: dict = field(default_factory=dict, repr=False)
 
     @property
     def neural_circuit(self) -> Circuit:
@@ -250,6 +255,17 @@ def _plasticity(file, table, circuit: Circuit, kind: str, specs, t_max: float) -
     return plastic, settings
 
 
+def portable(table: dict, folder: Path) -> dict:
+    """A model table (a copy) whose array files are found from any folder: ``file``
+    entries made absolute from ``folder``, the swept or overridden file's own. A sweep's
+    trial files and the resolved file of ``--set`` live in output folders, not beside it."""
+    table = copy.deepcopy(table)
+    for entry in (table.get("arrays") or {}).values():
+        if isinstance(entry, dict) and isinstance(entry.get("file"), str):
+            entry["file"] = str((folder / entry["file"]).resolve())
+    return table
+
+
 def _array_bytes(table: dict, specs) -> dict[str, tuple[float, str]]:
     """Bytes of the arrays the file asks to build, keyed by what drives them (an input's
     batch, or the sizes), before any is allocated."""
@@ -280,7 +296,7 @@ def _check_run_memory(file, circuit: Circuit, arrays, specs, simulation, plastic
     check_memory(file, model_memory(n_state, batch, n_save, dense), "simulating this model")
 
 
-def load_model(path: str | Path | None = None, *, stabilize: bool = True) -> Model:
+def load_model(path: str | Path | None = None, *, stabilize: bool = True, overrides: dict | None = None) -> Model:
     """Read, validate and build a model file (the packaged default when ``path`` is None).
 
     Arrays with a ``stabilize`` table are SSA-optimised on the circuit's block system
@@ -290,9 +306,14 @@ def load_model(path: str | Path | None = None, *, stabilize: bool = True) -> Mod
     The circuit is built inside ``schedules.horizon([simulation].t1)``: schedules that a
     kind builds with ``from_spec`` in ``from_arrays`` know the simulation's end. With a
     ``[plasticity]`` table the circuit is wrapped in ``core.plasticity.Plastic``.
+    ``overrides`` (dotted paths such as ``circuit.leak``, :mod:`.overrides`) are applied to
+    the file's table before anything is validated.
     """
     file = Path(path) if path is not None else default_model_path()
-    return model_from_table(file, read_toml(file, "model"), stabilize=stabilize)
+    table = read_toml(file, "model")
+    if overrides:
+        table = apply(table, overrides, file)
+    return model_from_table(file, table, stabilize=stabilize)
 
 
 def model_from_table(file: Path, data: dict, *, stabilize: bool = True) -> Model:
@@ -372,6 +393,7 @@ def model_from_table(file: Path, data: dict, *, stabilize: bool = True) -> Model
     if "plasticity" in data:
         circuit, plasticity = _plasticity(file, data["plasticity"], circuit, kind, specs, simulation.t1)
     return Model(
+        table=data,
         plasticity=plasticity,
         stabilization=stabilization,
         path=file,

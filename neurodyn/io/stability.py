@@ -5,8 +5,8 @@ the optimised arrays (``NAME.npy``) with a model file that uses them."""
 
 from __future__ import annotations
 
+import copy
 import os
-import tomllib
 from pathlib import Path
 
 import jax
@@ -70,7 +70,7 @@ def _fixed_point_report(model: Model, circuit: Circuit, matrices: list | None = 
 def _stabilized_model_text(model: Model, out_dir: Path, written: set[str]) -> str:
     """The model file with the arrays in ``written`` read from ``NAME.npy`` and other
     relative ``file`` paths re-pointed from ``out_dir``."""
-    data = tomllib.loads(model.path.read_text(encoding="utf-8"))
+    data = copy.deepcopy(model.table)
     arrays = data.setdefault("arrays", {})
     for name, entry in list(arrays.items()):
         if name in written:
@@ -85,7 +85,7 @@ def _stabilized_model_text(model: Model, out_dir: Path, written: set[str]) -> st
 def _arrays_to_write(model: Model, optimized: list[str]) -> set[str]:
     """Optimised arrays, arrays stabilised at load time, and neg_transposes of either."""
     changed = set(optimized) | {k for k, a in model.arrays.items() if a.stabilize is not None}
-    data = tomllib.loads(model.path.read_text(encoding="utf-8")).get("arrays", {})
+    data = model.table.get("arrays", {})
     for name, entry in data.items():
         of = entry.get("of") if isinstance(entry, dict) else None
         if of is not None and set([of] if isinstance(of, str) else of) & changed:

@@ -36,7 +36,6 @@ their checkpoint, none is repeated.
 
 from __future__ import annotations
 
-import copy
 import csv
 import dataclasses
 import io as _io
@@ -55,8 +54,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ..learning.rules import RULES
 from .errors import ModelError, suggest
 from .experiment import SPECS, experiment_from_table, read_table
-from .model import model_from_table
+from .model import model_from_table, portable
 from .model import _pydantic_error  # noqa: E402
+from .overrides import apply
 from .results import json_writer, write_outputs
 from .toml_write import dumps
 from .trials import Inline, Pool, RayOptions, RayRunner, drive, run_trial, run_trial_group, trial_done  # noqa: F401 (re-exported)
@@ -223,7 +223,7 @@ class Sweep:
     def setting(self, s: int, values: dict) -> tuple[list[Trial], dict]:
         """Setting number ``s`` (``values`` of the swept options): its trials, one per seed,
         and their experiment tables (validated; an input error names the [sweep] key)."""
-        table = _apply(self.base, values)
+        table = apply(self.base, values)
         _validate_setting(self.file, table, values, self.spec, self.target)
         first = table.get("seed", self.seed)
         trials = [Trial(index=s * self.spec.seeds + k, setting=s, seed=first + k, values=values) for k in range(self.spec.seeds)]
@@ -254,7 +254,7 @@ def load_sweep(path: str | Path) -> Sweep:
         raise ModelError(file, "[sweep]", f"{n} trials (settings x seeds) exceed the limit of {MAX_TRIALS}; sweep fewer values")
     base = {k: v for k, v in data.items() if k != "sweep"}
     if target.kind == "model":
-        base = _absolute_files(base, file.parent)
+        base = portable(base, file.parent)
     checked = target.validate(file, base)  # the file itself is valid
     sweep = Sweep(file=file, name=str(data.get("name", file.stem)), spec=spec, trials=(), tables={}, base=base, target=target)
     if spec.mode == "optuna":
@@ -289,18 +289,8 @@ def _search(sweep: Sweep, exp) -> Sweep:
         ends = spec.grid[p] if p in spec.grid else [spec.random[p].draw_end(e) for e in ("low", "high")]
         for value in ends:
             values = first | {p: value}
-            _validate_setting(file, _apply(base, values), values, spec, sweep.target)
+            _validate_setting(file, apply(base, values), values, spec, sweep.target)
     return dataclasses.replace(sweep, base=base)
-
-
-def _absolute_files(table: dict, folder: Path) -> dict:
-    """A model table whose array files are found from any folder (a trial's model file
-    lives in the output folder, not beside the swept file)."""
-    table = copy.deepcopy(table)
-    for entry in (table.get("arrays") or {}).values():
-        if isinstance(entry, dict) and isinstance(entry.get("file"), str):
-            entry["file"] = str((folder / entry["file"]).resolve())
-    return table
 
 
 def _check_path(file, data: dict, path: str, table: str, target: Target) -> None:
@@ -333,18 +323,6 @@ def _check_path(file, data: dict, path: str, table: str, target: Target) -> None
                 raise ModelError(file, where, f"rule '{name}' has no option '{option}'{suggest(option, allowed)}")
         return
     raise ModelError(file, where, "not an option of the file: use seed, network.<key>, data.<key>, training.<key> or rules.<label>.<option>")
-
-
-def _apply(base: dict, values: dict) -> dict:
-    """``base`` with each dotted path set to its value (a deep copy)."""
-    table = copy.deepcopy(base)
-    for path, value in values.items():
-        *parents, key = path.split(".")
-        node = table
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[key] = value
-    return table
 
 
 def _validate_setting(file, table: dict, values: dict, spec: SweepSpec, target: Target) -> None:

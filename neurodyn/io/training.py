@@ -397,7 +397,7 @@ def _write_results(out_dir, rows, summary, plot: bool = True):
 # --- checkpoints --------------------------------------------------------------------
 def _save_checkpoint(path: Path, exp: Experiment, state: dict) -> None:
     arrays = {
-        "experiment": np.asarray(exp.path.read_text()), "seed": np.asarray(exp.seed),
+        "experiment": np.asarray(exp.text), "seed": np.asarray(exp.seed),
         "rows": np.asarray(json.dumps(jsonable(state["rows"]))),
     }
     for label, (net, step) in state["networks"].items():
@@ -437,7 +437,7 @@ def _read_checkpoint(z, path: Path, exp: Experiment) -> dict:
             raise ModelError(path, None, f"the checkpoint's '{name}' has shape {a.shape} and dtype {a.dtype}, expected {shape} numbers; remove it or use another --out")
         return a
 
-    if str(array("experiment", (), "U")) != exp.path.read_text():
+    if str(array("experiment", (), "U")) != exp.text:
         raise ModelError(path, None, "the checkpoint belongs to a different experiment file; use another --out or drop --resume")
     if "seed" in z.files and int(array("seed", ())) != exp.seed:
         raise ModelError(path, None, f"the checkpoint was trained with seed {int(z['seed'])}, not {exp.seed}; use the same --seed or another --out")
