@@ -385,10 +385,32 @@ def main(argv: list[str] | None = None) -> int:
     return _run(args)
 
 
+def _compilation_cache(jax) -> None:
+    """JAX's persistent compilation cache in the user's cache folder, so that a command run
+    again skips most compilation: ``$NEURODYN_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/neurodyn/jax`` (``~/.cache/neurodyn/jax``);
+    ``NEURODYN_CACHE_DIR=off`` turns it off. An unusable folder only costs the speed-up."""
+    import os
+
+    folder = os.environ.get("NEURODYN_CACHE_DIR")
+    if folder == "off" or jax.config.jax_compilation_cache_dir:
+        return
+    if not folder:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        folder = os.path.join(base, "neurodyn", "jax")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        return
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
+
+
 def _run(args) -> int:
     import jax
 
     jax.config.update("jax_enable_x64", True)  # analysis runs in float64 (README: CLI reference)
+    _compilation_cache(jax)
     from . import circuits  # noqa: F401  (registers the kinds)
     from .io.errors import ModelError, NumericalError
     from .learning.data import DataError

@@ -9,7 +9,11 @@ that start ``neurodyn`` in a subprocess always run optimised.
 
 import os
 
-import jax
+# the CLI's persistent compilation cache stays off in tests (its writes cost the suite more
+# than its hits save); tests that start ``neurodyn`` in a subprocess inherit this too
+os.environ.setdefault("NEURODYN_CACHE_DIR", "off")
+
+import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 if os.environ.get("NEURODYN_TEST_OPTIMIZED", "") != "1":

@@ -455,3 +455,17 @@ def test_set_and_seed_override_the_file_and_the_resolved_file_reproduces_the_run
     assert bad.rc == 2 and bad.err.count("\n") == 1 and "[circuit].lek" in bad.err and "did you mean 'leak'" in bad.err
     bad = run_main(["simulate", model, "--set", "leak", "--out", tmp_path / "bad"])
     assert bad.rc == 2 and "KEY=VALUE" in bad.err and not (tmp_path / "bad").exists()
+
+
+def test_the_compilation_cache_fills_and_gives_the_same_results(tmp_path):
+    """A command stores its compiled programs in NEURODYN_CACHE_DIR (the suite itself runs
+    with it off); a run that reads them writes the same fixed point."""
+    model = write(tmp_path, TINY)
+    env = {**os.environ, "NEURODYN_CACHE_DIR": str(tmp_path / "cache")}
+    for out in ("first", "second"):
+        proc = subprocess.run([sys.executable, "-m", "neurodyn", "simulate", str(model), "--out", str(tmp_path / out), "--no-plot"],
+                              env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+    assert any(p.name.startswith("jit__newton") for p in (tmp_path / "cache").iterdir())
+    a, b = np.load(tmp_path / "first" / "fixed_point.npz"), np.load(tmp_path / "second" / "fixed_point.npz")
+    assert all(np.array_equal(a[k], b[k]) for k in a.files)
