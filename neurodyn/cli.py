@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 EXIT_OK, EXIT_BUG, EXIT_INPUT, EXIT_NUMERICAL = 0, 1, 2, 3
+MAX_ITER = 10**6  # stability --max-iter
+MAX_WORKERS = 1024  # sweep --workers (processes on this machine, or Ray tasks in flight)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -200,8 +202,8 @@ def _out_dir(args, model) -> Path | None:
 def _cmd_stability(args) -> int:
     from .io.stability import run_stability
 
-    if args.margin < 0 or args.epsilon <= 0 or args.lr <= 0 or args.max_iter < 0:
-        _error("--margin must be >= 0, --epsilon and --lr positive, --max-iter >= 0")
+    if args.margin < 0 or args.epsilon <= 0 or args.lr <= 0 or not 0 <= args.max_iter <= MAX_ITER:
+        _error(f"--margin must be >= 0, --epsilon and --lr positive, --max-iter from 0 to {MAX_ITER}")
         return EXIT_INPUT
     if args.model is None and args.optimize and args.optimize[-1].endswith(".toml"):
         # `stability --optimize B1 model.toml`: --optimize took the model file as an array name
@@ -285,8 +287,8 @@ def _cmd_sweep(args) -> int:
             _error("sweep: name an experiment file with a [sweep] table, or --summary DIR")
             return EXIT_INPUT
         workers = default_workers() if args.workers is None else args.workers
-        if workers < 1:
-            _error(f"{args.experiment}: --workers: must be at least 1, got {workers}")
+        if not 1 <= workers <= MAX_WORKERS:
+            _error(f"{args.experiment}: --workers: must be from 1 to {MAX_WORKERS}, got {workers}")
             return EXIT_INPUT
         if not (args.trial_cpus > 0 and args.trial_gpus >= 0):
             _error(f"{args.experiment}: --trial-cpus must be > 0 and --trial-gpus >= 0")

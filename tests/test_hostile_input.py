@@ -118,6 +118,7 @@ def test_the_memory_limit_moves_with_max_memory(tmp_path, capsys):
         ("saveat = 5", "saveat = 100000000000000000000", "[simulation].saveat"),
         ("saveat = 5", "saveat = 5\nmax_steps = 100000000000000000000", "[simulation].max_steps"),
         ("sizes = [4, 3]", "sizes = [4, 100000000000000000000]", "[circuit].sizes"),
+        ("saveat = 5", 'saveat = 5\nsolver = "euler"\ndt0 = 1e-9', "[simulation].dt0"),  # 3e11 fixed steps
     ],
 )
 def test_integers_beyond_the_bounds_are_input_errors(tmp_path, capsys, old, new, key):
@@ -256,6 +257,21 @@ def test_trainings_with_no_update_or_endless_evaluations_are_input_errors(tmp_pa
 @pytest.mark.parametrize("flag,value", [("--margin", "nan"), ("--lr", "inf"), ("--epsilon", "-inf"), ("--max-iter", "1e3")])
 def test_command_line_numbers_must_be_finite(tmp_path, capsys, flag, value):
     _refused(capsys, ["stability", _write(tmp_path, MODEL), "--optimize", "B1", flag, value], 2, flag)
+
+
+@pytest.mark.parametrize(
+    "argv,words",
+    [
+        (["stability", "{model}", "--optimize", "B1", "--max-iter", "1000000000000"], ["--max-iter"]),
+        (["sweep", "{sweep}", "--workers", "1000000"], ["--workers", "1024"]),
+        (["simulate", "{model}", "--seed", "99999999999999999999999"], ["--seed", "too large"]),
+    ],
+)
+def test_command_line_counts_are_bounded(tmp_path, capsys, argv, words):
+    model = _write(tmp_path, MODEL)
+    sweep = _write(tmp_path, EXPERIMENT + '[sweep]\nseeds = 2\n', "sweep.toml")
+    _refused(capsys, [a.format(model=model, sweep=sweep) for a in argv] + ["--out", tmp_path / "o"], 2, *words)
+    assert not (tmp_path / "o").exists()
 
 
 def test_a_training_where_every_rule_diverges_is_exit_3_with_a_complete_summary(tmp_path, capsys):

@@ -241,7 +241,7 @@ def _check_training_memory(file, sections: dict, n_rules: int) -> None:
         n_data = 10_000
     else:
         n_data = (d.n_train or 2000) + (d.n_test or 1000)
-    n_eval = max(t.eval_samples, d.n_test or 1000, t.batch_size)
+    n_eval = max(min(t.eval_samples, n_data), d.n_test or 1000, t.batch_size)
     itemsize = 4 if t.dtype == "float32" else 8
     check_memory(file, training_memory(n.sizes, n_rules, n_data, t.batch_size, t.eval_every, n_eval, itemsize), "this training")
 

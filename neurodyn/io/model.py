@@ -20,7 +20,7 @@ from .. import circuits as _circuits  # noqa: F401  (registers the built-in kind
 from ..core.circuit import Circuit, get_kind
 from ..core.plasticity import Plastic, rule_shapes
 from ..core.schedules import from_spec, horizon
-from ..core.simulate import SOLVERS
+from ..core.simulate import FIXED_STEP_SOLVERS, SOLVERS
 from .arrays import ResolvedArray, resolve_arrays
 from .errors import ModelError, NumericalError, check_keys, read_toml, suggest
 from .overrides import apply
@@ -137,6 +137,9 @@ def _check_times(file, sim: SimulationSettings) -> None:
         raise ModelError(file, "[simulation].saveat", f"save times must lie within [t0, t1] = [{sim.t0}, {sim.t1}]")
     if sim.solver == "euler" and sim.dt0 is None:
         raise ModelError(file, "[simulation].dt0", "the fixed-step solver 'euler' needs dt0, e.g. dt0 = 0.1")
+    if sim.solver in FIXED_STEP_SOLVERS and (sim.t1 - sim.t0) / sim.dt0 > sim.max_steps:
+        n = (sim.t1 - sim.t0) / sim.dt0
+        raise ModelError(file, "[simulation].dt0", f"{n:.3g} fixed steps of {sim.dt0:g} from t0 to t1 exceed max_steps = {sim.max_steps}; use a larger dt0 or raise max_steps")
 
 
 def _check_batches(file, arrays, specs) -> None:
