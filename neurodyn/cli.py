@@ -155,6 +155,23 @@ def _save_resolved(out: Path, model, values: dict) -> None:
     write_outputs(out, {"resolved.toml": lambda p: p.write_text(text)})
 
 
+def _stability_hint(model, summary: dict) -> str:
+    """For a circuit that did not settle around an unstable fixed point, and whose kind has
+    a block system matrix SSA can optimise: the stability command to try, with its feedback
+    arrays (those named B... or Q...)."""
+    import math
+
+    sa = summary.get("spectral_abscissa")
+    unstable = summary.get("reason") in ("diverged", "nonfinite") or (sa is not None and math.isfinite(sa) and sa >= 0)
+    if not unstable or model.neural_circuit.system_matrix() is None:
+        return ""
+    specs = model.cls.array_specs(model.sizes, model.options)
+    feedback = [k for k, spec in specs.items() if spec.role == "param" and k[:1] in ("B", "Q")]
+    if not feedback:
+        return ""
+    return f"; its loop may be unstable: try neurodyn stability {model.path} --optimize {' '.join(feedback)}"
+
+
 def _cmd_simulate(args) -> int:
     from .io.simulation import run_simulation
 
@@ -181,7 +198,11 @@ def _cmd_simulate(args) -> int:
         print(f"  approximation {name} = {_fmt(v)} (first-order prediction; reported, not a pass/fail check)")
     print(f"  wall time {summary['wall_time_s']:.2f} s; results in {out}/")
     if not summary["converged"]:
-        _error(f"{model.path}: the circuit did not converge ({summary['reason']}); see {out}/summary.json")
+        where = ""
+        if "diverged" in summary:
+            d = summary["diverged"]
+            where = f" at t = {d['t']:.4g}: {d['variable']} reached {d['max_abs']:.3g}"
+        _error(f"{model.path}: the circuit did not converge ({summary['reason']}{where}){_stability_hint(model, summary)}; see {out}/summary.json")
         return EXIT_NUMERICAL
     return EXIT_OK
 

@@ -247,6 +247,15 @@ def test_diverging_circuit_exits_3(tmp_path):
     lines = message_lines(res.err)
     assert len(lines) == 1, res.err
     assert str(model) in lines[0] and "diverged" in lines[0]
+    # when and where: the controller u_1 grew past the bound (B1 = +W1^T feeds it back positively)
+    assert summary["diverged"]["variable"] == "u_1" and summary["diverged"]["max_abs"] > 1e9
+    assert summary["diverged"]["t"] == summary["t_final"] and f"at t = {summary['t_final']:.4g}: u_1" in lines[0]
+    # the hint names the command that fixes it, and that command does
+    assert f"try neurodyn stability {model} --optimize B1" in lines[0]
+    fixed = run_main(["stability", model, "--optimize", "B1", "--out", tmp_path / "st"])
+    assert fixed.rc == 0, fixed.err
+    again = run_main(["simulate", tmp_path / "st" / f"{model.stem}_stabilized.toml", "--out", tmp_path / "again", "--no-plot"])
+    assert again.rc == 0 and strict_json(tmp_path / "again" / "summary.json")["converged"] is True, again.err
 
 
 def test_max_steps_exits_3_end_to_end(tmp_path):

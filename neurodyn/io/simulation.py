@@ -98,6 +98,8 @@ def run_simulation(model: Model, out_dir: Path, *, plot: bool = True, progress: 
         "stabilization": model.stabilization,
         "time_dependent": dynamic,
     }
+    if traj.reason in ("diverged", "nonfinite"):
+        summary["diverged"] = _divergence(traj)
     if dynamic:
         summary["jump_times"] = list(traj.jump_times)
         summary["spectral_abscissa_of"] = (
@@ -125,6 +127,16 @@ def run_simulation(model: Model, out_dir: Path, *, plot: bool = True, progress: 
         writers.update(_plots(model, traj, eq, converged, reason, inputs, dynamic))
     write_outputs(out_dir, writers, stale=OUTPUTS)
     return summary
+
+
+def _divergence(traj) -> dict:
+    """When and where a run diverged: ``t``, and the state variable that grew first past
+    the bound (the first non-finite one, else the largest), with its largest magnitude."""
+    final = {k: np.asarray(v) for k, v in traj.final.items()}
+    bad = [k for k, v in final.items() if not np.all(np.isfinite(v))]
+    key = bad[0] if bad else max(final, key=lambda k: float(np.max(np.abs(final[k]))))
+    size = float(np.max(np.abs(np.nan_to_num(final[key], nan=np.inf))))
+    return {"t": float(traj.t_final), "variable": key, "max_abs": size}
 
 
 def _initial_weights(model: Model) -> dict[str, np.ndarray]:
