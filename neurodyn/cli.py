@@ -441,8 +441,11 @@ def _run(args) -> int:
     commands = {
         "simulate": _cmd_simulate, "stability": _cmd_stability, "train": _cmd_train, "sweep": _cmd_sweep, "check": _cmd_check, "list": _cmd_list,
     }
+    from .io.interrupt import deferred
+
     try:
-        return commands[args.command](args)
+        with deferred():
+            return commands[args.command](args)
     except (ModelError, DataError) as err:
         _error(str(err))
         return EXIT_INPUT

@@ -478,3 +478,52 @@ def test_the_compilation_cache_fills_and_gives_the_same_results(tmp_path):
     assert any(p.name.startswith("jit__newton") for p in (tmp_path / "cache").iterdir())
     a, b = np.load(tmp_path / "first" / "fixed_point.npz"), np.load(tmp_path / "second" / "fixed_point.npz")
     assert all(np.array_equal(a[k], b[k]) for k in a.files)
+
+
+EXPERIMENT_TINY = """\
+name = "long"
+seed = 1
+[network]
+sizes = [4, 5, 3]
+nonlinearities = ["tanh", "linear"]
+init = "normal"
+init_scale = 1.0
+[data]
+kind = "nonlinear_regression"
+n_train = 40
+n_test = 20
+[training]
+lr = 0.001
+batch_size = 4
+steps = 20
+eval_every = 10
+eval_samples = 20
+gauss_newton_angles = false
+null_space_samples = 0
+[rules.bp]
+"""
+
+
+def test_ctrl_c_stops_a_training_at_a_checkpoint_with_exit_130(tmp_path):
+    """SIGINT to a running ``neurodyn train`` (as Ctrl-C sends it): the command stops at
+    the next checkpoint and exits 130; the checkpoint is whole and ahead of step 0."""
+    import signal
+    import time
+
+    from neurodyn.io.experiment import load_experiment
+    from neurodyn.io.training import _load_checkpoint
+
+    text = EXPERIMENT_TINY.replace("steps = 20", "steps = 200000").replace("eval_every = 10", "eval_every = 200")
+    file = write(tmp_path, text, "long.toml")
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "neurodyn", "train", str(file), "--out", str(out), "--no-progress"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 120
+    while not (out / "checkpoint.npz").is_file() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "--resume" in err
+    state = _load_checkpoint(out / "checkpoint.npz", load_experiment(file))
+    assert all(0 < step < 200000 for _, step in state["networks"].values())

@@ -33,6 +33,7 @@ from ..learning.rules import RULES
 from ..learning.train import SGD, batches, evaluate, run_steps, run_steps_seeds, same_structure, stack, unstack
 from .errors import ModelError, NumericalError
 from .experiment import Experiment
+from .interrupt import check as check_interrupt
 from .plots import learning_curves_plot
 from .results import json_writer, jsonable, write_outputs
 
@@ -245,6 +246,7 @@ def run_training(
             state.setdefault("wall", {})[label] = wall
             state["rows"] = rows
             _save_checkpoint(ckpt_path, exp, state)
+            check_interrupt()  # Ctrl-C stops here, with the checkpoint written and nothing in flight
             if bar is not None:
                 bar.update(n)
                 bar.set_postfix(rule=label, loss=f"{rows[-1]['train_loss']:.3g}")
@@ -322,6 +324,7 @@ def run_training_seeds(
                 states[s]["networks"][label], states[s]["feedback"][label] = (unstack(net_b, s), step), (unstack(rule_b, s), built[label][s][1])
                 states[s]["wall"][label] = wall
                 _save_checkpoint(Path(out_dirs[s]) / "checkpoint.npz", exps[s], states[s])
+            check_interrupt()
             if report is not None and alive.any() and step < total and report(label, step, [states[s]["rows"][-1] for s in np.flatnonzero(alive)]):
                 for s in np.flatnonzero(alive):
                     status[s][label] = f"pruned (stopped by the search at step {step})"

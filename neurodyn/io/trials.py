@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from .errors import ModelError, NumericalError
+from .interrupt import check as check_interrupt
+from .interrupt import deferred
 from .results import write_outputs
 
 
@@ -132,6 +134,13 @@ class Inline:
         pass
 
 
+def _run_group_deferred(*args) -> None:
+    """:func:`run_trial_group` in a worker process, Ctrl-C deferred to its next checkpoint
+    (:mod:`.interrupt`): the terminal sends it to the workers too."""
+    with deferred():
+        run_trial_group(*args)
+
+
 class Pool(Inline):
     """Trains groups in ``workers`` processes (spawned: a forked JAX process can deadlock)."""
 
@@ -141,7 +150,7 @@ class Pool(Inline):
         self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
 
     def submit(self, folders: list[str], report=None) -> Future:
-        return self.pool.submit(run_trial_group, folders, self.data_dir, report, self.vmap)
+        return self.pool.submit(_run_group_deferred, folders, self.data_dir, report, self.vmap)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -211,6 +220,7 @@ def drive(runner: Inline, jobs: Iterable[tuple[list[str], object]], done: Callab
     try:
         it: Iterator = iter(jobs)
         for folders, report in it:
+            check_interrupt()
             pending[runner.submit(folders, report)] = folders
             while len(pending) >= (limit or runner.capacity):
                 collect()
