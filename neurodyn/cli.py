@@ -366,8 +366,11 @@ def _cmd_check(args) -> int:
 
 
 def _cmd_list(args) -> int:
+    from . import plugins
     from .core.circuit import REGISTRY
 
+    plugins.load(plugins.CIRCUITS)
+    plugins.load(plugins.RULES)
     if args.rules:
         from .learning.rules.listing import rules_markdown, rules_text
 

@@ -280,8 +280,14 @@ def register(cls: type[Circuit]) -> type[Circuit]:
 
 
 def get_kind(kind: str) -> type[Circuit]:
+    """The registered kind called ``kind``; kinds of installed plugins load on the first
+    miss (:mod:`neurodyn.plugins`)."""
     import difflib
 
+    if kind not in REGISTRY:
+        from .. import plugins
+
+        plugins.load(plugins.CIRCUITS)
     if kind not in REGISTRY:
         close = difflib.get_close_matches(kind, list(REGISTRY), n=1)
         hint = f"; did you mean '{close[0]}'?" if close else f"; known kinds: {', '.join(sorted(REGISTRY))}"

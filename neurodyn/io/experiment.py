@@ -63,6 +63,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .. import plugins
 from ..core.nonlinearities import parse
 from ..learning.losses import LOSSES
 from ..learning.rules import RULES, RuleOptions
@@ -254,6 +255,8 @@ def _rule_options(file, label: str, table, network: NetworkSpec) -> RuleOptions:
         raise ModelError(file, where, "must be a table")
     table = {"rule": label, **table}
     name = table["rule"]
+    if isinstance(name, str) and name not in RULES:
+        plugins.load(plugins.RULES)
     if not isinstance(name, str) or name not in RULES:
         key = f"{where}.rule" if "rule" in table and name != label else where
         raise ModelError(file, key, f"unknown rule '{name}'{suggest(str(name), RULES)} (neurodyn list --rules shows them)")

@@ -109,6 +109,12 @@ def register_rule(cls: type["Rule"]) -> type["Rule"]:
 
 
 def get_rule(name: str) -> type["Rule"]:
+    """The registered rule called ``name``; rules of installed plugins load on the first
+    miss (:mod:`neurodyn.plugins`)."""
+    if name not in RULES:
+        from ... import plugins
+
+        plugins.load(plugins.RULES)
     if name not in RULES:
         import difflib
 
