@@ -296,7 +296,8 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_sweep(args) -> int:
-    from .io.sweep import RayOptions, default_workers, load_sweep, run_sweep, summarize, summary_lines
+    from .io.sweep import RayOptions, default_workers, load_sweep, summarize, summary_lines
+    from .io.sweep_run import run_sweep
 
     if args.summary is not None:
         if args.experiment is not None:

@@ -1,0 +1,66 @@
+"""Running a sweep: the trials of a grid or random sweep, or the settings a search asks
+for (:mod:`.search`), on the runner :mod:`.trials` provides; then the table and the
+summary (:mod:`.sweep`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import ModelError
+from .search import run_search
+from .sweep import Sweep, Trial, open_sweep, prepare, summarize, write_results
+from .trials import Inline, Pool, RayOptions, RayRunner, drive, trial_done
+
+
+def run_sweep(
+    sweep: Sweep, out_dir: Path, *, workers: int = 1, resume: bool = False, data_dir: str | None = None,
+    progress: bool = False, ray: RayOptions | None = None, vmap: bool = True,
+) -> dict:
+    """Run every trial not yet done: ``workers`` processes at a time on this machine (1: in
+    this process) or as Ray tasks (``ray``), the seeds of a setting as one vmapped run
+    (``vmap``, where none of them has begun); a search (mode = "optuna") asks for settings
+    until its budget is spent (:mod:`~neurodyn.io.search`). Then write ``results.csv`` and
+    the summary, which it returns."""
+    out_dir = Path(out_dir)
+    if ray is not None and sweep.spec.pruner != "none":
+        raise ModelError(sweep.file, "[sweep].pruner", "ASHA reports to the study's journal in the output folder, which Ray tasks on other machines cannot reach: drop --ray or set pruner = \"none\"")
+    if sweep.spec.mode == "optuna":
+        record = open_sweep(sweep, out_dir, resume)
+        finished = sum(trial_done(out_dir / "trials" / t["trial"]) for t in record["trials"])
+    else:
+        todo = prepare(sweep, out_dir, resume)
+        finished = len(sweep.trials) - len(todo)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=sweep.spec.n_settings() * sweep.spec.seeds, initial=finished, desc="sweep", unit="trial")
+    runner = _runner(data_dir, ray, workers, vmap)
+    try:
+        if sweep.spec.mode == "optuna":
+            run_search(sweep, out_dir, runner, bar)
+        else:
+            groups = _groups(todo, out_dir) if vmap else [[str(out_dir / "trials" / t.name)] for t in todo]
+            drive(runner, ((g, None) for g in groups), lambda g: bar.update(len(g)) if bar is not None else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    write_results(out_dir)
+    return summarize(out_dir)
+
+
+def _runner(data_dir, ray: RayOptions | None, workers: int, vmap: bool) -> Inline:
+    if ray is not None:
+        return RayRunner(data_dir, ray, workers, vmap)
+    return Inline(data_dir, vmap) if workers <= 1 else Pool(data_dir, workers, vmap)
+
+
+def _groups(todo: list[Trial], out_dir: Path) -> list[list[str]]:
+    """The trials' folders, the seeds of a setting together unless one of them has begun
+    (it continues alone from its checkpoint)."""
+    by_setting: dict = {}
+    for t in todo:
+        folder = out_dir / "trials" / t.name
+        key = ("alone", t.index) if (folder / "checkpoint.npz").is_file() else ("setting", t.setting)
+        by_setting.setdefault(key, []).append(str(folder))
+    return list(by_setting.values())
