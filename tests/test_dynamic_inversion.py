@@ -1,6 +1,7 @@
 """Sequential dynamic inversion: steady states against the paper's closed forms
 (supplement eq. 16, Algorithms 1-3 and 5), the Euler reference, and the S24 matrix."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -276,3 +277,22 @@ def test_flattened_state_order_is_the_declared_one():
     state = {k: jnp.full(s, i, dtype=float) for i, (k, s) in enumerate(c.state_shapes().items())}
     assert list(c.state_shapes()) == ["delta_0", "delta_1", "u_1", "u_2"]
     np.testing.assert_array_equal(flatten(state, c.state_shapes()), [0] * 4 + [1] * 3 + [2] * 3 + [3] * 2)
+
+
+def test_newton_tolerances_follow_the_precision():
+    """In float32 Newton stops at float32's resolution after a few steps (at float64's
+    1e-12 it ran all 64 every time), and the fixed point agrees with float64's to float32
+    accuracy."""
+    from neurodyn.core.equilibrium import fixed_point, newton_tolerances
+
+    rng = np.random.default_rng(3)
+    c64 = di(rng, [20, 10], leak=0.01)
+    x64 = inputs(rng, c64, batch=8)
+    c32 = jax.tree_util.tree_map(lambda a: a.astype(np.float32) if eqx.is_inexact_array(a) else a, c64)
+    x32 = {k: v.astype(np.float32) for k, v in x64.items()}
+    e64, e32 = fixed_point(c64, x64, method="equilibrium"), fixed_point(c32, x32, method="equilibrium")
+    assert e32.all_converged and e32.newton_steps <= 10
+    assert fixed_point(c32, x32, method="equilibrium", newton_rtol=1e-12, newton_atol=1e-14).newton_steps == 64
+    for k in e64.state:
+        assert rel(e32.state[k], e64.state[k]) < 1e-4
+    assert newton_tolerances(np.float64) == (1e-12, 1e-14) and newton_tolerances(np.float32)[0] > 1e-6

@@ -60,6 +60,14 @@ def default_tol(dtype) -> float:
     return 1e-9 if jnp.dtype(dtype) == jnp.float64 else 1e-4
 
 
+def newton_tolerances(dtype) -> tuple[float, float]:
+    """Newton's step tolerances ``(rtol, atol)`` for ``dtype``: 1e-12 and 1e-14 in float64;
+    a few hundred and a few tens of machine epsilons in lower precision, which Newton can
+    reach (float32 at 1e-12 ran all its iterations every time)."""
+    eps = float(jnp.finfo(dtype).eps)
+    return max(1e-12, 100 * eps), max(1e-14, 10 * eps)
+
+
 def _newton_per_sample(residual, z0, args, rtol, atol, max_steps):
     """Newton (optimistix) on ``residual(z, arg) = 0`` for every sample: ``(z, steps)``."""
 
@@ -128,14 +136,19 @@ def _verify(circuit: Circuit, state, inputs):
     return residual, scale, spectral_abscissa(eigs)
 
 
+def _resolve(rtol, atol, dtype) -> tuple[float, float]:
+    default = newton_tolerances(dtype)
+    return (default[0] if rtol is None else rtol), (default[1] if atol is None else atol)
+
+
 def fixed_point(
     circuit: Circuit,
     inputs: Mapping[str, jax.Array],
     *,
     method: str = "ode",
     tol: float | None = None,
-    newton_rtol: float = 1e-12,
-    newton_atol: float = 1e-14,
+    newton_rtol: float | None = None,
+    newton_atol: float | None = None,
     newton_max_steps: int = 64,
     start: Mapping[str, jax.Array] | None = None,
     **simulate_kwargs,
@@ -147,6 +160,8 @@ def fixed_point(
             ``"equilibrium"`` (Newton on the reduced equation from the initial state).
         tol: residual tolerance for ``converged``: ``max|dy/dt| <= tol * max(1, max|y|)``;
             default 1e-9 in float64, 1e-4 in float32.
+        newton_rtol, newton_atol: Newton's step tolerances; default by the state's dtype
+            (:func:`newton_tolerances`).
         start: for ``method="equilibrium"``, the state Newton starts from (batched like
             the inputs; default ``circuit.init_state``), e.g. the end of a trajectory.
     """
@@ -164,6 +179,7 @@ def fixed_point(
         start = {k: jnp.broadcast_to(jnp.asarray(start[k]), (n, *s)) for k, s in circuit.state_shapes().items()}
     dtype = jax.tree_util.tree_leaves(start)[0].dtype
     tol = default_tol(dtype) if tol is None else tol
+    newton_rtol, newton_atol = _resolve(newton_rtol, newton_atol, dtype)
     if traj is not None and traj.reason in ("diverged", "nonfinite"):
         state, steps = start, 0
     else:
@@ -258,8 +274,8 @@ def solve_fixed_point(
     rtol: float = 1e-6,
     atol: float = 1e-9,
     max_steps: int = 100_000,
-    newton_rtol: float = 1e-12,
-    newton_atol: float = 1e-14,
+    newton_rtol: float | None = None,
+    newton_atol: float | None = None,
     newton_max_steps: int = 64,
     tol: float | None = None,
 ):
@@ -276,6 +292,8 @@ def solve_fixed_point(
     y0 = jax.vmap(circuit.init_state)(inputs)
     dtype = jax.tree_util.tree_leaves(y0)[0].dtype
     tol = default_tol(dtype) if tol is None else tol
+    newton_rtol, newton_atol = _resolve(newton_rtol, newton_atol, dtype)
+
     def polish(y):
         z0 = jax.vmap(circuit.reduce)(y)
         state, _ = _newton(circuit, inputs, z0, newton_rtol, newton_atol, newton_max_steps)
