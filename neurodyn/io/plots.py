@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import matplotlib
@@ -12,6 +13,8 @@ import numpy as np  # noqa: E402
 
 MAX_TRACE_PANELS = 6
 MAX_UNITS = 5
+#: the time axis of every simulation figure (the vector fields are written with tau = 1)
+TIME_LABEL = "time t (units of the neural time constant tau)"
 
 
 def _positive(y: np.ndarray) -> np.ndarray:
@@ -48,24 +51,33 @@ def convergence_plot(
     fig = plt.figure(figsize=(12, 3.2 * nrow), layout="constrained")
     grid = fig.add_gridspec(nrow, ncol)
     ax = fig.add_subplot(grid[0, :])
-    ax.semilogy(ts, _positive(distance), label=distance_label or r"$\max|y(t) - y^*|$ (distance to fixed point)")
+    ax.semilogy(ts, _positive(distance), label=distance_label or r"$\max|y(t) - y^*|$ (distance to the fixed point)")
     curves = dict(rates or {})
     if rate is not None:
         curves[r"$\max|dy/dt|$"] = rate
     for label, r in curves.items():
         ax.semilogy(ts, _positive(r), label=label)
     _mark_jumps(ax, jumps)
-    ax.set_xlabel("t")
+    ax.set_xlabel(TIME_LABEL)
+    ax.set_ylabel("distance (state units),\nrate (state units / tau)", fontsize=9)
     ax.set_title(title)
-    ax.legend(loc="upper right", fontsize=8 if jumps else None)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0.0)
     ax.grid(True, which="major", alpha=0.3)
+    units = 0
     for i, name in enumerate(names):
         a = fig.add_subplot(grid[1 + i // ncol, i % ncol])
         y = traces[name].reshape(len(ts), -1)[:, :MAX_UNITS]
-        a.plot(ts, y)
+        units = max(units, y.shape[1])
+        for j in range(y.shape[1]):
+            a.plot(ts, y[:, j], color=f"C{j}", marker="." if len(ts) < 60 else None, ms=3)
         _mark_jumps(a, jumps, label=False)
-        a.set_title(f"{name} (first {y.shape[1]} units, sample 0)", fontsize=9)
-        a.set_xlabel("t")
+        a.set_title(f"{name}: first {y.shape[1]} units, sample 0", fontsize=9)
+        a.set_xlabel(TIME_LABEL, fontsize=8)
+        a.set_ylabel(f"{name} (state units)", fontsize=8)
+        a.grid(alpha=0.3)
+    if units:
+        fig.legend([plt.Line2D([], [], color=f"C{j}") for j in range(units)], [f"unit {j}" for j in range(units)],
+                   loc="outside lower center", ncol=units, fontsize=8, frameon=False)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -92,7 +104,7 @@ def weights_plot(
         row[0].plot(ts, change)
         _mark_jumps(row[0], jumps)
         row[0].set_title(rf"{name}: $\|W(t) - W(0)\|_F${tau}", fontsize=9)
-        row[0].set_xlabel("t")
+        row[0].set_xlabel(TIME_LABEL)
         row[0].grid(alpha=0.3)
         if jumps:
             row[0].legend(fontsize=8)
@@ -102,7 +114,7 @@ def weights_plot(
             row[1].plot(ts, W[:, j] - W0[j], label=f"{name}{[int(i) for i in np.unravel_index(j, shape)]}")
         _mark_jumps(row[1], jumps, label=False)
         row[1].set_title(f"{name}: change W(t) - W(0) of the {len(top)} entries that changed most", fontsize=9)
-        row[1].set_xlabel("t")
+        row[1].set_xlabel(TIME_LABEL)
         row[1].legend(fontsize=7)
         row[1].grid(alpha=0.3)
     fig.suptitle(title)
@@ -131,41 +143,125 @@ def spectrum_plot(path: Path, spectra: dict[str, np.ndarray], target: float | No
 
 
 _UNITS = (
-    ("angle_", "degrees"), ("abscissa_", "max Re(eigenvalue)"), ("norm_", "Frobenius norm"), ("wall_per_update", "s per update"),
+    ("angle_", "degrees"), ("abscissa_", "max Re(eigenvalue) (1/tau)"), ("norm_", "Frobenius norm"), ("wall_per_update", "s per update"),
     ("steady_state_residual", "max |dy/dt|"), ("steady_state_", "fraction of samples"), ("test_accuracy", "fraction correct"),
-    ("train_nmse", "normalised MSE"), ("train_loss", "loss"), ("test_loss", "loss"),
+    ("train_nmse", "normalised MSE"), ("train_loss", "loss"), ("test_loss", "loss"), ("null_space", "fraction of the update"),
+    ("e_rec", "relative error"), ("e_approx", "relative error"),
 )
 
+#: panel titles in words: (pattern with one layer number, title)
+_TITLES = (
+    (r"angle_bp_W(\d+)", "angle of the W{} update to BP's"), (r"angle_gn_W(\d+)", "angle of the W{} update to the Gauss-Newton-target update"),
+    (r"null_space_W(\d+)", "null-space fraction of the W{} update"), (r"norm_W(\d+)", "Frobenius norm of W{}"),
+    (r"e_rec_h(\d+)", "reconstruction error e_rec, layer {}"), (r"e_approx_h(\d+)", "Taylor-approximation error e_approx, layer {}"),
+    (r"abscissa_S24_layer(\d+)", "spectral abscissa of S24, layer {}"), (r"norm_(\w+)", "Frobenius norm of the learned {}"),
+)
+_WORDS = {
+    "train_loss": "training loss", "test_loss": "test loss", "test_accuracy": "test accuracy", "train_nmse": "normalised training error",
+    "steady_state_residual": "steady-state residual of the circuit", "steady_state_stable": "fraction of samples at a stable fixed point",
+    "wall_per_update_s": "wall time per update",
+}
+#: below these an angle (arccos near 1) or a null-space fraction is rounding noise, drawn as 0
+ANGLE_NOISE_DEG = 1e-2
+FRACTION_NOISE = 1e-6
+_FAMILY_MAPS = ("Blues", "Oranges", "Greens", "Purples", "Reds", "Greys", "YlOrBr", "PuRd")
+_STYLES = ("-", "--", ":", "-.")
 
-def learning_curves_plot(path: Path, rows: list[dict], title: str) -> None:
-    """One panel per metric against the training step, one line per rule."""
+
+def metric_title(metric: str) -> str:
+    """A metrics column as words (``angle_bp_W1``: "angle of the W1 update to BP's")."""
+    if metric in _WORDS:
+        return _WORDS[metric]
+    for pattern, title in _TITLES:
+        m = re.fullmatch(pattern, metric)
+        if m:
+            return title.format(m.group(1))
+    return metric.replace("_", " ")
+
+
+def rule_styles(rules: list[str], families: dict[str, str]) -> dict[str, dict]:
+    """A colour and line style per rule that stay distinct for many rules: one colour map
+    per family (shades from dark to light), line styles cycling within a family."""
+    by_family: dict[str, list[str]] = {}
+    for rule in rules:
+        by_family.setdefault(families.get(rule, "other"), []).append(rule)
+    styles = {}
+    for f, (family, members) in enumerate(by_family.items()):
+        cmap = plt.get_cmap(_FAMILY_MAPS[f % len(_FAMILY_MAPS)])
+        shades = np.linspace(0.95, 0.4, len(members)) if len(members) > 1 else [0.8]
+        for i, (rule, shade) in enumerate(zip(members, shades)):
+            styles[rule] = {"color": cmap(shade), "ls": _STYLES[i % len(_STYLES)], "family": family}
+    return styles
+
+
+def learning_curves_plot(path: Path, rows: list[dict], title: str, families: dict[str, str] | None = None) -> None:
+    """One panel per metric against the training step, one line per rule; rules coloured
+    by family (``families``: label -> family), one legend outside the panels, angles and
+    null-space fractions at rounding noise drawn as 0, log axes where values span
+    decades, titles in words."""
     skip = {"rule", "step", "wall_s", "steady_state_converged"}
     metrics = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in skip]
     rules = list(dict.fromkeys(r["rule"] for r in rows))
+    styles = rule_styles(rules, families or {})
     ncol = 3
     nrow = -(-len(metrics) // ncol)
-    height = 3.2 * nrow
-    fig, axes = plt.subplots(nrow, ncol, figsize=(13, height), squeeze=False)
+    height = max(3.0 * nrow, 0.22 * (len(rules) + 2 * len({v["family"] for v in styles.values()})) + 1.5)
+    legend_w = 2.6
+    fig, axes = plt.subplots(nrow, ncol, figsize=(13 + legend_w, height), squeeze=False)
     # fixed margins (in inches) instead of constrained layout, which took half the drawing time
-    fig.subplots_adjust(left=0.07, right=0.985, bottom=0.55 / height, top=1 - 0.75 / height, wspace=0.28, hspace=0.9 / 3.2 * 1.2)
+    fig.subplots_adjust(left=0.06, right=1 - (legend_w + 0.2) / (13 + legend_w), bottom=0.55 / height, top=1 - 0.75 / height,
+                        wspace=0.3, hspace=0.9 / 3.0 * 1.25)
     for ax, metric in zip(axes.flat, metrics):
         for rule in rules:
             pts = [(r["step"], r[metric]) for r in rows if r["rule"] == rule and metric in r and r[metric] is not None]
             if pts:
-                x, y = zip(*pts)
-                ax.plot(x, y, label=rule)
+                x, y = (np.asarray(v, float) for v in zip(*pts))
+                if metric.startswith("angle_"):
+                    y = np.where(np.abs(y) < ANGLE_NOISE_DEG, 0.0, y)
+                elif metric.startswith("null_space"):
+                    y = np.where(np.abs(y) < FRACTION_NOISE, 0.0, y)
+                st = styles[rule]
+                ax.plot(x, np.where(np.isfinite(y), y, np.nan), color=st["color"], ls=st["ls"], lw=1.4, label=rule)
         if any(k in metric for k in ("loss", "nmse", "residual", "wall_per_update")):
             ax.set_yscale("log")
-        ax.set_title(metric, fontsize=9)
-        ax.set_xlabel("update (mini-batch)")
+        elif not metric.startswith(("angle_", "null_space", "steady_state_stable", "test_accuracy")):
+            _log_if_decades(ax)
+        ax.set_title(metric_title(metric), fontsize=9)
+        ax.set_xlabel("update (mini-batch)", fontsize=8)
         ax.set_ylabel(next((unit for prefix, unit in _UNITS if metric.startswith(prefix)), ""), fontsize=8)
+        ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(metrics):]:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=8)
-    fig.suptitle(title)
+    handles, labels = [], []
+    for family in dict.fromkeys(v["family"] for v in styles.values()):
+        handles.append(plt.Line2D([], [], ls="none"))
+        labels.append(family)
+        for rule in rules:
+            if styles[rule]["family"] == family:
+                handles.append(plt.Line2D([], [], color=styles[rule]["color"], ls=styles[rule]["ls"], lw=1.6))
+                labels.append(f"  {rule}")
+    legend = fig.legend(handles, labels, loc="upper right", bbox_to_anchor=(1.0, 1 - 0.75 / height), fontsize=8, frameon=False, handlelength=2.4)
+    for text, label in zip(legend.get_texts(), labels):
+        if not label.startswith("  "):
+            text.set_fontweight("bold")
+    fig.suptitle(f"{title}: learning curves", y=1 - 0.2 / height)
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _log_if_decades(ax, decades: float = 3.0) -> None:
+    """A log axis where the non-negative values drawn span more than ``decades`` (symmetric
+    log, linear below the smallest positive value, where some are exactly zero)."""
+    ys = np.concatenate([np.asarray(line.get_ydata(), float) for line in ax.get_lines()] or [np.zeros(0)])
+    ys = ys[np.isfinite(ys)]
+    pos = ys[ys > 0]
+    if not pos.size or np.any(ys < 0) or pos.max() / pos.min() <= 10**decades:
+        return
+    if np.all(ys > 0):
+        ax.set_yscale("log")
+    else:
+        ax.set_yscale("symlog", linthresh=float(pos.min()))
 
 
 #: axis labels of a model sweep's metrics (time in units of the neural time constant tau)

@@ -393,7 +393,8 @@ def _write_results(out_dir, rows, summary, plot: bool = True):
         "summary.json": json_writer(summary),
     }
     if plot:
-        writers["learning_curves.png"] = lambda p: learning_curves_plot(p, rows, summary["name"])
+        families = {label: RULES[info["rule"]].family for label, info in summary["rules"].items() if info.get("rule") in RULES}
+        writers["learning_curves.png"] = lambda p: learning_curves_plot(p, rows, summary["name"], families)
     write_outputs(out_dir, writers)
 
 

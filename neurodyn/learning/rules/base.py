@@ -125,6 +125,8 @@ def get_rule(name: str) -> type["Rule"]:
 
 class Rule(eqx.Module):
     """A credit-assignment rule (module docstring)."""
+    #: the family of rules a figure groups this one with (one colour map per family)
+    family: ClassVar[str] = "other"
 
     name: AbstractClassVar[str]
     Options: AbstractClassVar[type[RuleOptions]]
@@ -229,6 +231,7 @@ class CircuitRule(SignalRule):
     ``ode`` = integrate then polish). Subclasses give ``circuit(network)`` and may map a
     circuit state to a signal in ``to_signal``; they hold static fields ``controller``
     (``nonlinear | linearized``) and ``method`` (``equilibrium | ode``)."""
+    family = "dynamic inversion"
 
     @abc.abstractmethod
     def circuit(self, network):

@@ -5,6 +5,7 @@ from .base import LayerwiseRule, RuleOptions, register_rule
 
 @register_rule
 class BP(LayerwiseRule):
+    family = "backpropagation"
     name = "bp"
     summary = "backpropagation, M_l = W_l^T (the reference; frozen_layers = [1..L-1] gives the frozen-hidden-layer control)"
     Options = RuleOptions

@@ -15,6 +15,7 @@ class DFAOptions(FeedbackOptions):
 
 @register_rule
 class DFA(SignalRule):
+    family = "feedback alignment"
     name = "dfa"
     summary = "direct feedback alignment, delta_l = (D_l delta_L) * s'(a_l)"
     Options = DFAOptions

@@ -13,6 +13,7 @@ class FAOptions(FeedbackOptions):
 
 @register_rule
 class FA(LayerwiseRule):
+    family = "feedback alignment"
     name = "fa"
     summary = "feedback alignment, M_l = B_l (fixed feedback)"
     Options = FAOptions

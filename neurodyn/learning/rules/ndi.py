@@ -7,6 +7,7 @@ from .feedback import LeakyFeedbackOptions, sequential_feedback
 
 @register_rule
 class NDI(LayerwiseRule):
+    family = "dynamic inversion"
     name = "ndi"
     summary = "non-dynamic inversion, M_l = B_l (W_l B_l - alpha I)^-1 (Algorithm 5)"
     Options = LeakyFeedbackOptions

@@ -7,6 +7,7 @@ from .base import LayerwiseRule, RuleOptions, register_rule
 
 @register_rule
 class PBP(LayerwiseRule):
+    family = "feedback alignment"
     name = "pbp"
     summary = "pseudo-backpropagation, M_l = W_l^+ (Moore-Penrose)"
     Options = RuleOptions

@@ -78,6 +78,7 @@ class PlasticRuleOptions(RuleOptions):
 
 class PlasticCircuitRule(Rule):
     """A plastic circuit as a rule (module docstring). Subclasses build it in ``build``."""
+    family = "circuits with plastic weights"
 
     plastic: Plastic  # the circuit with W1..WL and its own plastic arrays; its arrays are a template
     own: dict  # the rule's own plastic arrays (Q, Omega): current values

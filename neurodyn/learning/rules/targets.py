@@ -44,6 +44,7 @@ class TargetOptions(RuleOptions):
 
 class TargetRule(Rule):
     """A rule that propagates an output target to hidden targets (module docstring)."""
+    family = "target propagation"
 
     min_layers: ClassVar[int] = 2
     target_stepsize: float = eqx.field(static=True)
