@@ -78,6 +78,16 @@ def check_out_dir(out: Path) -> None:
         shutil.rmtree(scrap, ignore_errors=True)
 
 
+def shown_path(path: Path) -> str:
+    """A file's path as results record it: relative to the working folder where it lies
+    below it (results committed to a repository then name no machine's folders)."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def jsonable(obj):
     """Plain JSON types; non-finite floats become null (JSON has no NaN)."""
     if isinstance(obj, dict):

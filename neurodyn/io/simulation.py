@@ -26,7 +26,7 @@ from ..core.plasticity import Frozen, Plastic
 from ..core.simulate import batch_inputs, batched_vector_field, jumps_within, rate_along, simulate
 from .model import Model
 from .plots import convergence_plot, weights_plot
-from .results import json_writer, npz_writer, write_outputs
+from .results import json_writer, npz_writer, shown_path, write_outputs
 
 OUTPUTS = ("trajectory.npz", "fixed_point.npz", "summary.json", "convergence.png", "weights.png")
 FINISHED = ("steady_state", "t1_reached")
@@ -112,7 +112,7 @@ def run_simulation(model: Model, out_dir: Path, *, plot: bool = True, progress: 
         "wall_time_s": wall,
         "seed": model.seed,
         "solver": model.simulation.solver,
-        "model_file": str(model.path),
+        "model_file": shown_path(model.path),
         "version": __version__,
         "jax_backend": jax.default_backend(),
         "host": socket.gethostname(),

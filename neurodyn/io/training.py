@@ -35,7 +35,7 @@ from .errors import ModelError, NumericalError
 from .experiment import Experiment
 from .interrupt import check as check_interrupt
 from .plots import learning_curves_plot
-from .results import json_writer, jsonable, write_outputs
+from .results import json_writer, jsonable, shown_path, write_outputs
 
 
 def load_data(exp: Experiment, data_dir: str | None):
@@ -354,7 +354,7 @@ def _summary(exp, data, rows, rules_info, status, total) -> dict:
             )
     return {
         "name": exp.name,
-        "experiment_file": str(exp.path),
+        "experiment_file": shown_path(exp.path),
         "data": {"name": data.name, "task": data.task, "n_train": data.n_train, "n_test": data.n_test, "description": data.description},
         "steps": total,
         "seed": exp.seed,
