@@ -139,6 +139,15 @@ def test_schedules_with_too_many_jumps_are_refused_at_once(tmp_path, capsys, gat
     _refused(capsys, ["simulate", file, "--out", tmp_path / "o"], 2, f"{file}: [plasticity].gate", *words)
 
 
+@pytest.mark.parametrize(
+    "rule,option,value",
+    [("dtp", "warmup_steps", "100000000000000000000"), ("ddtp_rhl", "feedback_width", "100000000"), ("ao_sdtp", "aux_size", "10000000")],
+)
+def test_rule_options_beyond_their_bounds_are_input_errors(tmp_path, capsys, rule, option, value):
+    file = _write(tmp_path, EXPERIMENT + f"[rules.{rule}]\n{option} = {value}\n")
+    _refused(capsys, ["train", file, "--out", tmp_path / "o"], 2, f"[rules.{rule}]", option)
+
+
 # --- damaged files -----------------------------------------------------------------------
 def test_a_npy_header_that_claims_more_than_the_file_holds(tmp_path, capsys):
     (tmp_path / "arrays").mkdir()

@@ -17,7 +17,7 @@ from .targets import draw_feedback
 
 
 class AOSDTPOptions(SDTPOptions):
-    aux_size: int = Field(256, gt=0, description="width of the auxiliary output z (not given in the paper's appendix; its Fig. 4 shows wider is better)")
+    aux_size: int = Field(256, gt=0, le=100_000, description="width of the auxiliary output z (not given in the paper's appendix; its Fig. 4 shows wider is better)")
 
 
 @register_rule

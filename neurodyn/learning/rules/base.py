@@ -36,6 +36,10 @@ from ..optimizer import SGD, apply_updates, clip_norm
 from ..losses import output_error
 
 
+#: the largest integer a rule option may take (widths are bounded lower, where they are declared)
+MAX_OPTION_COUNT = 10**9
+
+
 class RuleOptions(BaseModel):
     """Options every rule accepts. Unknown keys, wrong types and non-finite numbers are
     errors; each rule's ``Options`` adds only the keys it uses."""
@@ -57,6 +61,17 @@ class RuleOptions(BaseModel):
         if any(l < 1 for l in v) or len(set(v)) != len(v):
             raise ValueError("frozen_layers lists distinct layer numbers 1..L")
         return v
+
+    @model_validator(mode="after")
+    def _bounded_counts(self):
+        """Every integer option (steps, widths, counts) at most :data:`MAX_OPTION_COUNT`:
+        beyond that it overflows the integers of a compiled step or asks for arrays no
+        machine holds."""
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_OPTION_COUNT:
+                raise ValueError(f"{name} = {value} is too large (at most {MAX_OPTION_COUNT:,})")
+        return self
 
     @model_validator(mode="after")
     def _not_derived(self):

@@ -17,7 +17,7 @@ from .targets import draw_feedback
 
 
 class RHLOptions(DDTPOptions):
-    feedback_width: int = Field(1024, gt=0, description="width of the fixed random feedback layer h_fb = tanh(R o + r)")
+    feedback_width: int = Field(1024, gt=0, le=100_000, description="width of the fixed random feedback layer h_fb = tanh(R o + r)")
 
 
 @register_rule
