@@ -295,9 +295,10 @@ def sweep_plot(path: Path, summary: dict) -> None:
             continue
         (line,) = ax.plot(x, m, marker="o", label=label)
         ax.fill_between(x, m - s, m + s, color=line.get_color(), alpha=0.2, lw=0)
-    for rule, b in summary.get("best", {}).items() if numeric and len(entries) > len(summary.get("best", {})) else ():
+    best = summary.get("best", {}) if numeric and len(entries) > len(summary.get("best", {})) else {}
+    for i, b in enumerate(best.values()):
         ax.plot(b["values"][swept[0]], b[metric]["mean"], marker="*", ms=14, color="k", ls="none", zorder=5,
-                label=f"best for {rule}" if len(summary["best"]) > 1 else "best setting")
+                label=("best setting of each rule" if len(best) > 1 else "best setting") if i == 0 else None)
     if numeric:
         xs = np.asarray([e["values"][swept[0]] for e in entries], float)
         if np.all(xs > 0) and xs.max() / xs.min() >= 10:
