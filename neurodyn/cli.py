@@ -147,11 +147,11 @@ def _save_resolved(out: Path, model, values: dict) -> None:
     if not values:
         return
     from .io.model import portable
+    from .io.overrides import describe
     from .io.results import write_outputs
     from .io.toml_write import dumps
 
-    table = portable(model.table, model.path.parent)
-    text = dumps(table, header=f"{model.path} with " + ", ".join(f"{k} = {v!r}" for k, v in values.items()))
+    text = dumps(portable(model.table, model.path.parent), header=describe(model.path, values))
     write_outputs(out, {"resolved.toml": lambda p: p.write_text(text)})
 
 

@@ -89,3 +89,35 @@ def interrupted_training(monkeypatch, exp, out, at: int):
     with pytest.raises(KeyboardInterrupt):
         training.run_training(exp, out)
     monkeypatch.setattr(training, "run_steps", real)
+
+
+BP_AND_FA = '[rules.bp]\n[rules.fa]\nfeedback = "random"\n'
+
+
+def tiny_experiment(*, name="tiny_training", seed=1, n_train=40, n_test=20, lr=0.01, eval_samples=20, probe_samples=5, rules=BP_AND_FA) -> str:
+    """The text of a small experiment file (4-5-3 tanh regression, 20 updates in two
+    evaluation intervals, no Gauss-Newton or null-space analysis) that tests edit with
+    ``str.replace``."""
+    return f"""\
+name = "{name}"
+seed = {seed}
+[network]
+sizes = [4, 5, 3]
+nonlinearities = ["tanh", "linear"]
+init = "normal"
+init_scale = 1.0
+[data]
+kind = "nonlinear_regression"
+n_train = {n_train}
+n_test = {n_test}
+teacher_scale = 1.0
+[training]
+lr = {lr}
+batch_size = 4
+steps = 20
+eval_every = 10
+eval_samples = {eval_samples}
+probe_samples = {probe_samples}
+gauss_newton_angles = false
+null_space_samples = 0
+{rules}"""

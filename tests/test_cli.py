@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 import neurodyn
+from helpers import tiny_experiment
 from neurodyn.cli import main
 from neurodyn.io import load_model
 from neurodyn.io.model import default_model_path
@@ -480,28 +481,7 @@ def test_the_compilation_cache_fills_and_gives_the_same_results(tmp_path):
     assert all(np.array_equal(a[k], b[k]) for k in a.files)
 
 
-EXPERIMENT_TINY = """\
-name = "long"
-seed = 1
-[network]
-sizes = [4, 5, 3]
-nonlinearities = ["tanh", "linear"]
-init = "normal"
-init_scale = 1.0
-[data]
-kind = "nonlinear_regression"
-n_train = 40
-n_test = 20
-[training]
-lr = 0.001
-batch_size = 4
-steps = 20
-eval_every = 10
-eval_samples = 20
-gauss_newton_angles = false
-null_space_samples = 0
-[rules.bp]
-"""
+EXPERIMENT_TINY = tiny_experiment(name="long", lr=0.001, rules="[rules.bp]\n")
 
 
 def test_ctrl_c_stops_a_training_at_a_checkpoint_with_exit_130(tmp_path):

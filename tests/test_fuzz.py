@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import neurodyn.circuits  # noqa: F401  (registers the kinds)
+from helpers import BP_AND_FA, tiny_experiment
 from neurodyn.io.errors import ModelError
 from neurodyn.io.experiment import experiment_from_table
 from neurodyn.io.model import model_from_table
@@ -26,30 +27,7 @@ from neurodyn.io.model import model_from_table
 REPO = Path(__file__).resolve().parents[1]
 MODELS = sorted((REPO / "models").glob("*.toml"))
 
-EXPERIMENT = tomllib.loads("""
-name = "fuzz"
-seed = 3
-[network]
-sizes = [4, 5, 3]
-nonlinearities = ["tanh", "linear"]
-init = "normal"
-init_scale = 1.0
-[data]
-kind = "nonlinear_regression"
-n_train = 40
-n_test = 20
-[training]
-lr = 0.01
-batch_size = 4
-steps = 20
-eval_every = 10
-[rules.bp]
-[rules.fa]
-feedback = "random"
-[rules.dtp]
-sigma = 0.1
-warmup_steps = 5
-""")
+EXPERIMENT = tomllib.loads(tiny_experiment(name="fuzz", seed=3, rules=BP_AND_FA + "[rules.dtp]\nsigma = 0.1\nwarmup_steps = 5\n"))
 
 #: values a careless or hostile file could hold where any key expects something else
 HOSTILE = st.one_of(
@@ -113,6 +91,11 @@ def _load_model(file, table):
     return model_from_table(file, table, stabilize=False)
 
 
+def _mutated_model(path, data) -> None:
+    """One mutation of the model file ``path`` through the loader."""
+    _validate(_load_model, path, data.draw(mutated(tomllib.loads(path.read_text()))))
+
+
 # the default suite draws the same examples every run (derandomize); -m slow explores anew
 FUZZ = settings(max_examples=25, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 MORE = settings(FUZZ, max_examples=400, derandomize=False)
@@ -122,8 +105,7 @@ MORE = settings(FUZZ, max_examples=400, derandomize=False)
 @FUZZ
 @given(data=st.data())
 def test_mutated_model_files_load_or_are_input_errors(path, data):
-    base = tomllib.loads(path.read_text())
-    _validate(_load_model, path, data.draw(mutated(base)))
+    _mutated_model(path, data)
 
 
 @settings(FUZZ, max_examples=150)
@@ -137,8 +119,7 @@ def test_mutated_experiment_files_load_or_are_input_errors(table):
 @MORE
 @given(data=st.data())
 def test_many_more_mutated_model_files(path, data):
-    base = tomllib.loads(path.read_text())
-    _validate(_load_model, path, data.draw(mutated(base)))
+    _mutated_model(path, data)
 
 
 @pytest.mark.slow

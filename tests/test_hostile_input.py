@@ -14,6 +14,7 @@ import pytest
 
 from pathlib import Path
 
+from helpers import tiny_experiment
 from neurodyn.cli import main
 from neurodyn.io.resources import parse_bytes
 from neurodyn.io.results import folder_name
@@ -37,32 +38,7 @@ t1 = 300.0
 saveat = 5
 """
 
-EXPERIMENT = """\
-name = "tiny_training"
-seed = 1
-[network]
-sizes = [4, 5, 3]
-nonlinearities = ["tanh", "linear"]
-init = "normal"
-init_scale = 1.0
-[data]
-kind = "nonlinear_regression"
-n_train = 40
-n_test = 20
-teacher_scale = 1.0
-[training]
-lr = 0.01
-batch_size = 4
-steps = 20
-eval_every = 10
-eval_samples = 20
-probe_samples = 5
-gauss_newton_angles = false
-null_space_samples = 0
-[rules.bp]
-[rules.fa]
-feedback = "random"
-"""
+EXPERIMENT = tiny_experiment()
 
 
 def _write(tmp_path, text, name="file.toml"):

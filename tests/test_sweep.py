@@ -9,37 +9,13 @@ import json
 import numpy as np
 import pytest
 
+from helpers import tiny_experiment
 from neurodyn.cli import main
 from neurodyn.io.experiment import load_experiment
 from neurodyn.io.sweep import load_sweep, prepare, run_trial
 from neurodyn.io.training import run_training, run_training_seeds
 
-BASE = """
-name = "tiny_sweep"
-seed = 4
-[network]
-sizes = [4, 5, 3]
-nonlinearities = ["tanh", "linear"]
-init = "normal"
-init_scale = 1.0
-[data]
-kind = "nonlinear_regression"
-n_train = 60
-n_test = 30
-teacher_scale = 1.0
-[training]
-lr = 0.01
-batch_size = 4
-steps = 20
-eval_every = 10
-eval_samples = 30
-probe_samples = 10
-gauss_newton_angles = false
-null_space_samples = 0
-[rules.bp]
-[rules.fa]
-feedback = "random"
-"""
+BASE = tiny_experiment(name="tiny_sweep", seed=4, n_train=60, n_test=30, eval_samples=30, probe_samples=10)
 
 SWEEP = """
 [sweep]

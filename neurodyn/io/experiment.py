@@ -69,7 +69,7 @@ from ..learning.losses import LOSSES
 from ..learning.rules import RULES, RuleOptions
 from .errors import ModelError, check_keys, read_toml, suggest
 from .model import MAX_COUNT, MAX_SEED, _pydantic_error
-from .overrides import apply
+from .overrides import apply, describe
 from .resources import check_memory, training_memory
 from .toml_write import dumps
 
@@ -196,11 +196,7 @@ def load_experiment(path: str | Path, overrides: dict | None = None) -> Experime
     if not overrides:
         return experiment_from_table(file, table)
     table = apply(table, overrides, file)
-    return experiment_from_table(file, table).model_copy(update={"resolved": dumps(table, header=f"{file} with {_listing(overrides)}")})
-
-
-def _listing(values: dict) -> str:
-    return ", ".join(f"{k} = {v!r}" for k, v in values.items())
+    return experiment_from_table(file, table).model_copy(update={"resolved": dumps(table, header=describe(file, overrides))})
 
 
 def experiment_from_table(file: Path, data: dict) -> Experiment:

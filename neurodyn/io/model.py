@@ -107,12 +107,16 @@ class Model:
 
     @property
     def batch(self) -> int | None:
-        specs = self.cls.array_specs(self.sizes, self.options)
-        for k, s in specs.items():
-            v = self.arrays[k].value
-            if s.role == "input" and v.ndim == len(s.shape) + 1:
-                return v.shape[0]
-        return None
+        return input_batch(self.arrays, self.cls.array_specs(self.sizes, self.options))
+
+
+def input_batch(arrays: dict[str, ResolvedArray], specs) -> int | None:
+    """The leading batch size of the batched inputs (they share one), or None."""
+    for k, spec in specs.items():
+        v = arrays[k].value
+        if spec.role == "input" and v.ndim == len(spec.shape) + 1:
+            return v.shape[0]
+    return None
 
 
 def default_model_path() -> Path:
@@ -286,11 +290,7 @@ def _array_bytes(table: dict, specs) -> dict[str, tuple[float, str]]:
 def _check_run_memory(file, circuit: Circuit, arrays, specs, simulation, plastic: bool) -> None:
     """The simulation's trajectory and Jacobians must fit (:func:`~.resources.model_memory`);
     plastic arrays, when there are any, count as state (all parameters, an upper bound)."""
-    batch = 1
-    for k, spec in specs.items():
-        v = arrays[k].value
-        if spec.role == "input" and v.ndim == len(spec.shape) + 1:
-            batch = max(batch, v.shape[0])
+    batch = input_batch(arrays, specs) or 1
     n_state = sum(math.prod(s) for s in circuit.state_shapes().values())
     if plastic:
         n_state += sum(math.prod(s.shape) for s in specs.values() if s.role == "param")

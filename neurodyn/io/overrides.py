@@ -48,3 +48,8 @@ def command_line(assignments: list[str] | None, seed: int | None) -> dict[str, A
     if seed is not None:
         values["seed"] = seed
     return values
+
+
+def describe(file, values: dict[str, Any]) -> str:
+    """The header of a resolved file: the file and the options set on the command line."""
+    return f"{file} with " + ", ".join(f"{k} = {v!r}" for k, v in values.items())

@@ -20,6 +20,7 @@ checkpoints, and the budget counts every setting asked for.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,13 +93,19 @@ class Reporter:
         values = [r[self.metric] for r in rows if self.metric in r]
         if label != self.rule or not values or not np.all(np.isfinite(values)):
             return False
-        optuna = _optuna()
-        st = optuna.load_study(study_name=self.study_name, storage=_storage(Path(self.journal_dir)))
-        trial = optuna.trial.Trial(st, self.trial_id)
+        st = _loaded_study(self.journal_dir, self.study_name)
+        trial = _optuna().trial.Trial(st, self.trial_id)
         # seeds trained one by one report in turn: the first to reach a step decides there
         if step not in st._storage.get_trial(self.trial_id).intermediate_values:
             trial.report(float(np.mean(values)), step)
         return trial.should_prune()
+
+
+@functools.lru_cache(maxsize=8)
+def _loaded_study(journal_dir: str, study_name: str):
+    """The study of a journal, opened once per process (a worker reports after every
+    evaluation; the journal storage reads what others wrote on every access)."""
+    return _optuna().load_study(study_name=study_name, storage=_storage(Path(journal_dir)))
 
 
 def outcome(folders: list[str], rule: str, metric: str):
