@@ -110,6 +110,7 @@ def _parser() -> argparse.ArgumentParser:
             help="set an option of the file (dotted path, TOML value; repeatable), e.g. --set circuit.leak=0.1; the resolved file is saved as resolved.toml",
         )
     for command in (s, st, tr, sw):
+        command.add_argument("--format", choices=("png", "pdf", "svg"), default="png", help="file format of the figures (default png)")
         command.add_argument(
             "--max-memory", metavar="SIZE", type=_memory,
             help="refuse a run whose estimated memory exceeds SIZE (e.g. 8G; default: half the machine's memory, or $NEURODYN_MAX_MEMORY)",
@@ -141,18 +142,25 @@ def _load_model(args):
     return load_model(args.model, overrides=values), values
 
 
-def _save_resolved(out: Path, model, values: dict) -> None:
-    """``resolved.toml``: the model file as run, when options were set on the command line
-    (array files by absolute path, so it reproduces the run from anywhere)."""
+def _resolved_model(model, values: dict) -> str | None:
+    """The model file as run, when options were set on the command line (array files by
+    absolute path, so it reproduces the run from anywhere); None without overrides."""
     if not values:
-        return
+        return None
     from .io.model import portable
     from .io.overrides import describe
-    from .io.results import write_outputs
     from .io.toml_write import dumps
 
-    text = dumps(portable(model.table, model.path.parent), header=describe(model.path, values))
-    write_outputs(out, {"resolved.toml": lambda p: p.write_text(text)})
+    return dumps(portable(model.table, model.path.parent), header=describe(model.path, values))
+
+
+def _save_resolved(out: Path, text: str | None) -> None:
+    """``resolved.toml`` beside the results (written once the run has results, so an input
+    error leaves nothing); a run without overrides removes an earlier run's."""
+    from .io.results import write_outputs
+
+    writers = {} if text is None else {"resolved.toml": lambda p: p.write_text(text)}
+    write_outputs(out, writers, stale=["resolved.toml"])
 
 
 def _stability_hint(model, summary: dict) -> str:
@@ -180,8 +188,8 @@ def _cmd_simulate(args) -> int:
     if out is None:
         return EXIT_INPUT
     progress = sys.stderr.isatty() if args.progress is None else args.progress
-    summary = run_simulation(model, out, plot=not args.no_plot, progress=progress)
-    _save_resolved(out, model, values)
+    summary = run_simulation(model, out, plot=not args.no_plot, progress=progress, figure_format=args.format)
+    _save_resolved(out, _resolved_model(model, values))
     batch = f", batch {summary['batch']}" if summary["batch"] else ""
     print(f"{summary['name']} ({summary['kind']}, sizes {summary['sizes']}{batch})")
     state = "yes" if summary["converged"] else "NO"
@@ -233,11 +241,12 @@ def _cmd_stability(args) -> int:
     out = _out_dir(args, model)
     if out is None:
         return EXIT_INPUT
-    _save_resolved(out, model, values)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     r = run_stability(
-        model, out, optimize=args.optimize, margin=args.margin, epsilon=args.epsilon, lr=args.lr, max_iter=args.max_iter, progress=progress
+        model, out, optimize=args.optimize, margin=args.margin, epsilon=args.epsilon, lr=args.lr, max_iter=args.max_iter, progress=progress,
+        figure_format=args.format,
     )
+    _save_resolved(out, _resolved_model(model, values))
     b = r["before"]
     what = "Jacobian (block matrix) at the fixed point" if b.get("matrix") == "jacobian_at_fixed_point" else "block system matrix"
     print(f"{r['name']} ({r['kind']}): {what} {r['block_matrix_shape'][0]}x{r['block_matrix_shape'][1]}")
@@ -261,30 +270,26 @@ def _cmd_stability(args) -> int:
 
 
 def _cmd_train(args) -> int:
+    from .io.errors import NumericalError
     from .io.experiment import load_experiment
+    from .io.overrides import command_line
     from .io.training import run_training
 
-    from .io.overrides import command_line
-
-    exp = load_experiment(args.experiment, overrides=command_line(args.overrides, None))
-    if args.seed is not None:
-        if args.seed < 0:
-            _error(f"{args.experiment}: --seed: must be a non-negative integer, got {args.seed}")
-            return EXIT_INPUT
-        exp = exp.model_copy(update={"seed": args.seed})
+    exp = load_experiment(args.experiment, overrides=command_line(args.overrides, args.seed))
     out = _out_dir(args, exp)
     if out is None:
         return EXIT_INPUT
-    if exp.resolved is not None:
-        from .io.results import write_outputs
-
-        write_outputs(out, {"resolved.toml": lambda p: p.write_text(exp.resolved)})
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     try:
-        summary = run_training(exp, out, data_dir=args.data_dir, resume=args.resume, progress=progress)
+        summary = run_training(exp, out, data_dir=args.data_dir, resume=args.resume, progress=progress, figure_format=args.format)
     except KeyboardInterrupt:
+        _save_resolved(out, exp.resolved)
         _error(f"interrupted; the last checkpoint is in {out}/checkpoint.npz: continue with --resume")
         return 130
+    except NumericalError:
+        _save_resolved(out, exp.resolved)  # the results of the rules that did not diverge are written
+        raise
+    _save_resolved(out, exp.resolved)
     print(f"{summary['name']}: {summary['steps']} steps on {summary['data']['name']} ({summary['data']['n_train']} train / {summary['data']['n_test']} test)")
     for label, final in summary["final"].items():
         acc = f", test accuracy {final['test_accuracy']:.4f}" if "test_accuracy" in final else ""
@@ -303,7 +308,7 @@ def _cmd_sweep(args) -> int:
         if args.experiment is not None:
             _error(f"{args.experiment}: give either an experiment file or --summary DIR, not both")
             return EXIT_INPUT
-        summary, out = summarize(args.summary), args.summary
+        summary, out = summarize(args.summary, figure_format=args.format), args.summary
     else:
         if args.experiment is None:
             _error("sweep: name an experiment file with a [sweep] table, or --summary DIR")
@@ -322,7 +327,7 @@ def _cmd_sweep(args) -> int:
             return EXIT_INPUT
         progress = sys.stderr.isatty() if args.progress is None else args.progress
         try:
-            summary = run_sweep(sweep, out, workers=workers, resume=args.resume, data_dir=args.data_dir, progress=progress, ray=ray, vmap=not args.no_vmap)
+            summary = run_sweep(sweep, out, workers=workers, resume=args.resume, data_dir=args.data_dir, progress=progress, ray=ray, vmap=not args.no_vmap, figure_format=args.format)
         except KeyboardInterrupt:
             _error(f"interrupted; finished trials are kept in {out}/trials: continue with --resume")
             return 130
@@ -330,7 +335,7 @@ def _cmd_sweep(args) -> int:
     print(f"sweep of {summary['file']}: {summary['metric']} over seeds, {per}")
     for line in summary_lines(summary):
         print(line)
-    print(f"  results in {out}/ (results.csv, summary.json, summary.png)")
+    print(f"  results in {out}/ (results.csv, summary.json, summary.{args.format})")
     entries = summary["settings"]
     if entries and all(e["diverged"] == e["seeds"] for e in entries):
         _error(f"{out}: every trial diverged; see {out}/summary.json")

@@ -467,6 +467,49 @@ def test_set_and_seed_override_the_file_and_the_resolved_file_reproduces_the_run
     assert bad.rc == 2 and "KEY=VALUE" in bad.err and not (tmp_path / "bad").exists()
 
 
+def test_figure_format_pdf_and_svg_replace_an_earlier_runs_png(tmp_path):
+    """``--format svg`` then ``--format pdf`` into the same folder: each run's figure is in
+    its format (checked by the file's first bytes), and the earlier format's file is gone."""
+    model = write(tmp_path, TINY)
+    out = tmp_path / "out"
+    assert run_main(["simulate", model, "--out", out]).rc == 0
+    res = run_main(["simulate", model, "--out", out, "--format", "svg"])
+    assert res.rc == 0, res.err
+    assert files_in(out) == OUTPUTS - {"convergence.png"} | {"convergence.svg"}
+    assert b"<svg" in (out / "convergence.svg").read_bytes()[:2000]
+    assert run_main(["simulate", model, "--out", out, "--format", "pdf"]).rc == 0
+    assert files_in(out) == OUTPUTS - {"convergence.png"} | {"convergence.pdf"}
+    assert (out / "convergence.pdf").read_bytes().startswith(b"%PDF")
+    bad = run_main(["simulate", model, "--out", tmp_path / "bad", "--format", "jpg"])
+    assert bad.rc == 2 and len(message_lines(bad.err)) == 1 and "--format" in bad.err and not (tmp_path / "bad").exists()
+
+
+def test_resolved_file_only_with_results_and_never_stale(tmp_path):
+    """``train --seed`` is recorded in resolved.toml; an input error found after loading (an
+    unknown array to optimise) writes nothing; a later run without overrides into the same
+    folder removes the earlier resolved.toml, which no longer describes the results."""
+    exp = write(tmp_path, tiny_experiment(), "exp.toml")
+    out = tmp_path / "train"
+    assert run_main(["train", exp, "--seed", "5", "--out", out, "--no-progress"]).rc == 0
+    resolved = (out / "resolved.toml").read_text()
+    assert "seed = 5" in resolved and json.loads((out / "summary.json").read_text())["seed"] == 5
+    assert run_main(["train", exp, "--out", out, "--no-progress"]).rc == 0
+    assert not (out / "resolved.toml").exists()
+    model = write(tmp_path, TINY)
+    bad = run_main(["stability", model, "--set", "circuit.leak=0.1", "--optimize", "B7", "--out", tmp_path / "stab"])
+    assert bad.rc == 2 and "B7" in bad.err and not (tmp_path / "stab").exists()
+
+
+def test_regression_data_with_a_softmax_output_is_an_input_error(tmp_path):
+    text = tiny_experiment().replace('["tanh", "linear"]', '["tanh", "softmax"]').replace("[training]", '[training]\n').replace(
+        "[network]", '[network]\nloss = "cross_entropy"')
+    res = run_main(["train", write(tmp_path, text, "exp.toml"), "--out", tmp_path / "o"])
+    lines = message_lines(res.err)
+    assert res.rc == 2 and len(lines) == 1 and "[data].kind" in lines[0] and "squared_error" in lines[0]
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow  # three subprocesses (16 s); .ci/run runs it
 def test_the_compilation_cache_fills_and_gives_the_same_results(tmp_path):
     """A command stores its compiled programs in NEURODYN_CACHE_DIR (the suite itself runs
     with it off); a run that reads them writes the same fixed point."""

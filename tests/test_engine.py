@@ -64,6 +64,24 @@ def test_steady_state_stops_when_the_slowest_unit_is_at_rest():
     assert tr.final["x"].shape == (3,)
 
 
+def test_saved_points_spread_over_the_run_to_steady_state():
+    """``saveat = N`` with a steady-state stop: N evenly spaced points over [0, t_final]
+    (not over [0, t1], where all but a few would lie after the stop), each on the closed
+    form to the solver's accuracy (the points between steps are the dense interpolation)."""
+    c = _relax()
+    target = jnp.asarray([1.0, -2.0, 0.5])
+    tr = nd.simulate(c, {"target": target}, t1=1000.0, saveat=41, rtol=1e-8, atol=1e-10)
+    assert tr.reason == "steady_state" and tr.t_final < 100.0
+    assert len(tr.ts) == 41 and tr.ts[0] == 0.0 and tr.ts[-1] == pytest.approx(tr.t_final)
+    np.testing.assert_allclose(np.diff(tr.ts), tr.t_final / 40, rtol=1e-9)
+    exact = np.asarray(target)[None] * (1 - np.exp(-np.asarray(c.k)[None] * tr.ts[:, None]))
+    assert np.max(np.abs(tr.ys["x"] - exact)) < 1e-6
+    np.testing.assert_array_equal(tr.ys["x"][-1], tr.final["x"])  # the last point is the final state
+    # a list of times is kept as given: points after the stop are dropped
+    listed = nd.simulate(c, {"target": target}, t1=1000.0, saveat=[0.0, 1.0, 500.0], rtol=1e-8, atol=1e-10)
+    assert listed.ts[:2].tolist() == [0.0, 1.0] and listed.ts[-1] == pytest.approx(listed.t_final) and len(listed.ts) == 3
+
+
 def test_euler_fixed_step_and_fixed_point_newton():
     c = _relax()
     target = jnp.asarray([0.3, -0.4, 0.5])

@@ -50,6 +50,7 @@ def _neurodyn(argv, site, cwd):
     return subprocess.run([sys.executable, "-m", "neurodyn", *map(str, argv)], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow  # pip installs the package into a folder (12 s); .ci/run runs it
 def test_an_installed_plugin_kind_is_listed_and_simulated_from_a_model_file(site, tmp_path):
     listed = _neurodyn(["list"], site, tmp_path)
     assert listed.returncode == 0 and "leaky_integrator: leaky integrator" in listed.stdout, listed.stderr

@@ -160,8 +160,9 @@ def fixed_point(
             ``"equilibrium"`` (Newton on the reduced equation from the initial state).
         tol: residual tolerance for ``converged``: ``max|dy/dt| <= tol * max(1, max|y|)``;
             default 1e-9 in float64, 1e-4 in float32.
-        newton_rtol, newton_atol: Newton's step tolerances; default by the state's dtype
+        newton_rtol: Newton's relative step tolerance; default by the state's dtype
             (:func:`newton_tolerances`).
+        newton_atol: Newton's absolute step tolerance, likewise.
         start: for ``method="equilibrium"``, the state Newton starts from (batched like
             the inputs; default ``circuit.init_state``), e.g. the end of a trajectory.
     """

@@ -102,7 +102,7 @@ class Plastic(Circuit):
     tau_w: tuple[float, ...] = eqx.field(static=True)
     gates: tuple[Schedule | None, ...]
 
-    def __init__(self, circuit: Circuit, arrays: Sequence[str], tau_w: float | Mapping[str, float] = 1.0, gate=None):
+    def __init__(self, circuit: Circuit, arrays: Sequence[str], tau_w: float | Mapping[str, float] = 1.0, gate: "Schedule | float | Mapping | None" = None):
         if isinstance(circuit, Plastic):
             raise ValueError("the circuit is plastic already; list every plastic array in one Plastic")
         if isinstance(arrays, str) or not isinstance(arrays, Sequence) or not arrays:

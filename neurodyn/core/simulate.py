@@ -249,12 +249,15 @@ def simulate(
     Arguments:
         circuit: the circuit (its arrays set).
         inputs: per-sample inputs; each may carry a leading batch axis.
-        saveat: number of evenly spaced save times in ``[t0, t1]``, a list of times,
-            or None to keep only the final state.
-        rtol, atol: the accuracy asked. The steady-state test is every sample's
+        saveat: number of evenly spaced save times over the run (``[t0, t1]``, or
+            ``[t0, t_final]`` when it stops early: the solve is then repeated once, by the
+            same steps, to save there; the points between steps come from the solver's
+            dense interpolation), a list of times, or None to keep only the final state.
+        rtol: the relative accuracy asked. The steady-state test is every sample's
             ``max|dy/dt| <= atol + rtol max|y|`` (the error at rest is then about this
             over the spectral abscissa); the step-size controller runs at
-            ``CONTROLLER_FACTOR`` times these tolerances so that the test can pass.
+            ``CONTROLLER_FACTOR`` times ``rtol`` and ``atol`` so that the test can pass.
+        atol: the absolute accuracy asked (as ``rtol``).
         steady_state: stop at steady state (else integrate to ``t1``); never before the
             last of the circuit's jump times within ``(t0, t1)``.
         y0: initial state (default ``circuit.init_state``), batched like the inputs.
@@ -289,11 +292,23 @@ def simulate(
     grid = None
     if jumps and not adaptive:
         grid = jnp.asarray(step_grid(float(t0), float(t1), float(dt0), jumps), dtype)
-    out = _solve(
-        circuit, binputs, y0, jnp.asarray(t0, dtype), jnp.asarray(t1, dtype),
-        None if dt0 is None else jnp.asarray(dt0, dtype), ts, rtol, atol, slv, adaptive,
-        steady_state, int(max_steps), progress, jump_ts, grid,
-    )
+    def solve(t_end, ts, grid, progress):
+        return _solve(
+            circuit, binputs, y0, jnp.asarray(t0, dtype), jnp.asarray(t_end, dtype),
+            None if dt0 is None else jnp.asarray(dt0, dtype), ts, rtol, atol, slv, adaptive,
+            steady_state, int(max_steps), progress, jump_ts, grid,
+        )
+
+    out = solve(t1, ts, grid, progress)
+    t_stop = float(out["t_final"])
+    if ts is not None and np.isscalar(saveat) and t0 < t_stop < t1:
+        # the run stopped early (steady state or divergence): save the count asked for over
+        # [t0, t_stop] instead, by the same steps again (same compiled solve; the stop is
+        # where it was, as the steps up to it do not depend on t1)
+        ts = jnp.asarray(np.linspace(t0, t_stop, int(saveat)), dtype)
+        if grid is not None:
+            grid = jnp.asarray(step_grid(float(t0), t_stop, float(dt0), jumps), dtype)
+        out["saved"] = solve(t_stop, ts, grid, progress)["saved"]
     return _trajectory(out, circuit, had_batch, rtol, atol, steady_state, jumps)
 
 

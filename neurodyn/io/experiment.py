@@ -219,8 +219,8 @@ def experiment_from_table(file: Path, data: dict) -> Experiment:
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
         raise ModelError(file, "seed", f"must be an integer from 0 to 2^63 - 1, got {seed!r}")
     rules = {label: _rule_options(file, label, table, sections["network"]) for label, table in rules_table.items()}
-    if sections["data"].kind == "student_teacher" and sections["network"].loss != "squared_error":
-        raise ModelError(file, "[data].kind", "student_teacher is a regression task: use [network] loss = \"squared_error\" and no softmax")
+    if sections["data"].kind != "mnist" and sections["network"].loss != "squared_error":
+        raise ModelError(file, "[data].kind", f"{sections['data'].kind} is a regression task: use [network] loss = \"squared_error\" and no softmax")
     if sections["network"].init == "data" and sections["data"].kind != "student_teacher":
         raise ModelError(file, "[network].init", "init = \"data\" takes the student's weights from [data] kind = \"student_teacher\"; use uniform or normal")
     _check_training_memory(file, sections, len(rules))

@@ -91,52 +91,77 @@ def weights_plot(
     title: str,
     tau_w: dict[str, float] | None = None,
 ) -> None:
-    """One row per plastic array: ``||W(t) - W(0)||_F`` against t, and the change
-    ``W_ij(t) - W_ij(0)`` of the ``MAX_UNITS`` entries that changed most; jump times
-    (phase boundaries) dashed."""
+    """One row per plastic array: its distance ``||W(t) - W(0)||_F`` from the initial
+    weights against t, and the change ``W_ij(t) - W_ij(0)`` of the ``MAX_UNITS`` entries
+    that changed most (legend beside the panel); jump times (phase boundaries) dashed, named
+    once in the figure's legend."""
     names = list(weights)
-    fig, axes = plt.subplots(len(names), 2, figsize=(12, 3.0 * len(names)), layout="constrained", squeeze=False)
+    fig, axes = plt.subplots(len(names), 2, figsize=(12.5, 2.9 * len(names) + 0.6), layout="constrained", squeeze=False)
     for row, name in zip(axes, names):
         W = weights[name].reshape(len(ts), -1)
         W0 = np.asarray(initial[name]).reshape(-1)
         change = np.linalg.norm(W - W0[None], axis=1)
-        tau = f", tau_w = {tau_w[name]:g}" if tau_w else ""
-        row[0].plot(ts, change)
-        _mark_jumps(row[0], jumps)
-        row[0].set_title(rf"{name}: $\|W(t) - W(0)\|_F${tau}", fontsize=9)
-        row[0].set_xlabel(TIME_LABEL)
-        row[0].grid(alpha=0.3)
-        if jumps:
-            row[0].legend(fontsize=8)
+        tau = f" (tau_w = {tau_w[name]:g} tau)" if tau_w else ""
+        row[0].plot(ts, change, color="k", lw=1.4)
+        row[0].set_title(f"{name}{tau}: distance from its initial value", fontsize=9)
+        row[0].set_ylabel(rf"$\|{name}(t) - {name}(0)\|_F$" + "\n(weight units)", fontsize=8)
         top = np.argsort(-np.abs(W[-1] - W0))[:MAX_UNITS]
         shape = np.asarray(initial[name]).shape
-        for j in top:
-            row[1].plot(ts, W[:, j] - W0[j], label=f"{name}{[int(i) for i in np.unravel_index(j, shape)]}")
-        _mark_jumps(row[1], jumps, label=False)
-        row[1].set_title(f"{name}: change W(t) - W(0) of the {len(top)} entries that changed most", fontsize=9)
-        row[1].set_xlabel(TIME_LABEL)
-        row[1].legend(fontsize=7)
-        row[1].grid(alpha=0.3)
+        for k, j in enumerate(top):
+            index = ", ".join(str(int(i)) for i in np.unravel_index(j, shape))
+            row[1].plot(ts, W[:, j] - W0[j], color=f"C{k}", label=f"{name}[{index}]")
+        row[1].set_title(f"{name}: the {len(top)} entries that changed most", fontsize=9)
+        row[1].set_ylabel(f"{name}_ij(t) - {name}_ij(0)\n(weight units)", fontsize=8)
+        row[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, title="entry [i, j]", title_fontsize=7)
+        for ax in row:
+            _mark_jumps(ax, jumps, label=False)
+            ax.set_xlabel(TIME_LABEL, fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.grid(alpha=0.3)
+    if len(jumps):
+        fig.legend([plt.Line2D([], [], color="0.5", ls="--", lw=0.7)], ["jump times (phase boundaries)"],
+                   loc="outside lower center", fontsize=8, frameon=False)
     fig.suptitle(title)
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
 def spectrum_plot(path: Path, spectra: dict[str, np.ndarray], target: float | None, title: str) -> None:
-    """Eigenvalues in the complex plane (one marker set per entry of ``spectra``), with the
-    imaginary axis and the stability target."""
-    fig, ax = plt.subplots(figsize=(7, 5), layout="constrained")
-    markers = iter(["o", "x", "+", "s"])
+    """Eigenvalues in the complex plane, one marker set per entry of ``spectra`` (before and
+    after an optimisation: open and filled), each set's abscissa as a dotted line, the
+    unstable half-plane shaded and the stability target dashed; a symmetric-log real axis
+    where the real parts span more than three decades."""
+    fig, ax = plt.subplots(figsize=(8.5, 5), layout="constrained")
+    styles = iter([dict(marker="o", facecolors="none", edgecolors="tab:blue", s=36, lw=1.0),
+                   dict(marker="o", color="tab:orange", s=12), dict(marker="x", color="tab:green", s=20),
+                   dict(marker="+", color="tab:purple", s=24)])
+    re_all = []
     for label, eig in spectra.items():
         eig = np.asarray(eig)
-        ax.scatter(eig.real, eig.imag, marker=next(markers), s=22, label=f"{label} (abscissa {np.max(eig.real):.3g})")
-    ax.axvline(0.0, color="k", lw=0.8)
+        st = next(styles)
+        ax.scatter(eig.real, eig.imag, label=f"{label}: {eig.size} eigenvalues", zorder=3, **st)
+        colour = st.get("edgecolors", st.get("color"))
+        ax.axvline(float(np.max(eig.real)), color=colour, ls=":", lw=1.2, label=f"{label}: spectral abscissa {np.max(eig.real):.3g}")
+        re_all.append(eig.real)
+    re_all = np.concatenate(re_all) if re_all else np.zeros(1)
     if target is not None:
-        ax.axvline(target, color="tab:red", ls="--", lw=0.8, label=f"target {target:.3g}")
-    ax.set_xlabel("Re(lambda)")
-    ax.set_ylabel("Im(lambda)")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
+        ax.axvline(target, color="tab:red", ls="--", lw=1.0, label=f"target: abscissa below {target:.3g}")
+    ax.axvline(0.0, color="k", lw=0.8)
+    span = np.abs(re_all[re_all != 0])
+    left = min(float(re_all.min()), 0.0)
+    right = max(float(re_all.max()), target if target is not None else 0.0, 0.0)
+    pad = 0.1 * (right - left) or 0.1
+    if span.size and span.max() / span.min() > 1e3:
+        ax.set_xscale("symlog", linthresh=float(span.min()))
+        limits = (left * 1.5 if left < 0 else -span.min(), right * 1.5 if right > 0 else span.min())
+    else:
+        limits = (left - pad, right + pad)
+    ax.axvspan(0.0, limits[1], color="tab:red", alpha=0.08, lw=0, label="unstable half-plane, Re > 0")
+    ax.set_xlim(*limits)
+    ax.set_xlabel("real part of the eigenvalue (1/tau; a mode decays as exp(Re t))")
+    ax.set_ylabel("imaginary part (rad/tau)")
+    fig.suptitle(title)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     ax.grid(alpha=0.3)
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -19,9 +19,26 @@ import numpy as np
 from .errors import ModelError
 
 
-def write_outputs(out_dir: Path, writers: dict[str, Callable[[Path], None]], stale: Iterable[str] = ()) -> list[Path]:
+#: formats of the figures (``--format``); matplotlib picks the writer from the suffix
+FIGURE_FORMATS = ("png", "pdf", "svg")
+
+
+def _in_format(name: str, figure_format: str) -> str:
+    """A figure's file name (``name.png`` by convention) in ``figure_format``."""
+    return name[: -len("png")] + figure_format if name.endswith(".png") else name
+
+
+def write_outputs(
+    out_dir: Path, writers: dict[str, Callable[[Path], None]], stale: Iterable[str] = (), figure_format: str = "png"
+) -> list[Path]:
     """Run each ``writer(path)`` into a temporary folder, then move the files into
-    ``out_dir``; remove ``stale`` files of an earlier run that this run does not write."""
+    ``out_dir``; remove ``stale`` files of an earlier run that this run does not write.
+    Figures are named ``*.png`` by the callers and written in ``figure_format`` (one of
+    :data:`FIGURE_FORMATS`); a stale figure is removed in every format."""
+    if figure_format not in FIGURE_FORMATS:
+        raise ValueError(f"figure format must be one of {', '.join(FIGURE_FORMATS)}, not {figure_format!r}")
+    writers = {_in_format(name, figure_format): w for name, w in writers.items()}
+    stale = {_in_format(name, f) for name in stale for f in FIGURE_FORMATS}
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
@@ -29,9 +46,8 @@ def write_outputs(out_dir: Path, writers: dict[str, Callable[[Path], None]], sta
         for name, writer in writers.items():
             writer(tmp / name)
         out_dir.mkdir(exist_ok=True)
-        for name in stale:
-            if name not in writers:
-                (out_dir / name).unlink(missing_ok=True)
+        for name in stale - set(writers):
+            (out_dir / name).unlink(missing_ok=True)
         for name in writers:
             os.replace(tmp / name, out_dir / name)
     finally:

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError
+from .experiment import TrainingSpec
 from .results import json_writer, write_outputs
 from .sweep import Sweep, _trial_record, write_trials
 from .training import pruned
@@ -55,7 +56,7 @@ def study(sweep: Sweep, out_dir: Path):
     sampler = optuna.samplers.TPESampler(seed=sweep.seed) if spec.sampler == "tpe" else optuna.samplers.RandomSampler(seed=sweep.seed)
     pruner = optuna.pruners.NopPruner()
     if spec.pruner == "asha":
-        every = sweep.base.get("training", {}).get("eval_every", 1)
+        every = sweep.base.get("training", {}).get("eval_every", TrainingSpec.model_fields["eval_every"].default)
         pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=every * spec.min_evaluations, reduction_factor=spec.reduction_factor)
     return optuna.create_study(
         storage=_storage(out_dir), sampler=sampler, pruner=pruner, study_name=sweep.name,

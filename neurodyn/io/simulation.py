@@ -48,8 +48,9 @@ def _first(v, batched: bool):
     return v[:, 0] if batched else v
 
 
-def run_simulation(model: Model, out_dir: Path, *, plot: bool = True, progress: bool = False) -> dict:
-    """Simulate ``model`` and write its outputs to ``out_dir``; returns the summary.
+def run_simulation(model: Model, out_dir: Path, *, plot: bool = True, progress: bool = False, figure_format: str = "png") -> dict:
+    """Simulate ``model`` and write its outputs to ``out_dir`` (figures in ``figure_format``:
+    png, pdf or svg); returns the summary.
 
     ``summary["converged"]`` is false (with a ``reason``) when the dynamics diverged,
     became non-finite, hit ``max_steps`` or did not settle; then no ``fixed_point.npz``
@@ -125,7 +126,7 @@ def run_simulation(model: Model, out_dir: Path, *, plot: bool = True, progress: 
         writers["fixed_point.npz"] = npz_writer(fp)
     if plot:
         writers.update(_plots(model, traj, eq, converged, reason, inputs, dynamic))
-    write_outputs(out_dir, writers, stale=OUTPUTS)
+    write_outputs(out_dir, writers, stale=OUTPUTS, figure_format=figure_format)
     return summary
 
 

@@ -93,7 +93,7 @@ def _arrays_to_write(model: Model, optimized: list[str]) -> set[str]:
     return changed
 
 
-def _run_at_fixed_point(model: Model, circuit: Circuit, out_dir: Path, epsilon: float) -> dict:
+def _run_at_fixed_point(model: Model, circuit: Circuit, out_dir: Path, epsilon: float, figure_format: str) -> dict:
     """Kinds whose linearisation depends on the state (no ``system_matrix``): the spectrum
     of the analytic block matrix (else the autodiff Jacobian) at the computed fixed point."""
     matrices: list = []
@@ -116,8 +116,9 @@ def _run_at_fixed_point(model: Model, circuit: Circuit, out_dir: Path, epsilon: 
         "epsilon": epsilon, "before": before, "fixed_point_before": fp, "optimize": [],
         "version": __version__, "jax_backend": jax.default_backend(),
     }
-    title = f"{model.name}: Jacobian at the fixed point {M.shape[0]}x{M.shape[1]}"
-    write_outputs(out_dir, {"stability.json": json_writer(report), "spectrum.png": lambda p: spectrum_plot(p, {"before": eigs}, None, title)})
+    title = f"{model.name}: eigenvalues of the Jacobian at the fixed point ({M.shape[0]} x {M.shape[1]})"
+    writers = {"stability.json": json_writer(report), "spectrum.png": lambda p: spectrum_plot(p, {"model file": eigs}, None, title)}
+    write_outputs(out_dir, writers, stale=["spectrum.png"], figure_format=figure_format)
     return report
 
 
@@ -131,8 +132,10 @@ def run_stability(
     lr: float = 1.0,
     max_iter: int = 500,
     progress: bool = False,
+    figure_format: str = "png",
 ) -> dict:
-    """Analyse (and optionally stabilise) ``model``; returns the report written as JSON.
+    """Analyse (and optionally stabilise) ``model``; returns the report written as JSON
+    (``spectrum.png``, or pdf/svg by ``figure_format``, beside it).
 
     ``report["success"]`` is false when the optimisation did not reach its target; then
     no arrays or model file are written.
@@ -141,7 +144,7 @@ def run_stability(
     if circuit.system_matrix() is None:
         if optimize:
             raise ModelError(model.path, f"--optimize {optimize[0]}", f"kind {model.kind} has no state-independent block system matrix to optimise; run stability without --optimize (it analyses the Jacobian at the fixed point)")
-        return _run_at_fixed_point(model, circuit, Path(out_dir), epsilon)
+        return _run_at_fixed_point(model, circuit, Path(out_dir), epsilon, figure_format)
     wheres = []
     for name in optimize:
         try:
@@ -162,7 +165,7 @@ def run_stability(
         "version": __version__,
         "jax_backend": jax.default_backend(),
     }
-    spectra = {"before": eig_before}
+    spectra = {"model file" if not optimize else "before": eig_before}
     writers = {}
     target = None
     if optimize:
@@ -170,7 +173,7 @@ def run_stability(
             circuit, lambda c: tuple(w(c) for w in wheres), margin=margin, eps=epsilon, lr=lr, max_iter=max_iter, progress=progress
         )
         target = result.target
-        after, spectra["after"] = _spectrum_report(result.circuit, epsilon)
+        after, spectra[f"after optimising {', '.join(optimize)}"] = _spectrum_report(result.circuit, epsilon)
         report.update(
             margin=margin, target=target, success=result.success, message=result.message,
             iterations=result.iterations, seconds=result.seconds, after=after,
@@ -186,6 +189,7 @@ def run_stability(
             writers[model_name] = lambda p: p.write_text(text)
             report["files"] = sorted(writers)
     writers["stability.json"] = json_writer(report)
-    writers["spectrum.png"] = lambda p: spectrum_plot(p, spectra, target, f"{model.name}: block system matrix {M.shape[0]}x{M.shape[1]}")
-    write_outputs(out_dir, writers)
+    title = f"{model.name}: eigenvalues of the block system matrix ({M.shape[0]} x {M.shape[1]})"
+    writers["spectrum.png"] = lambda p: spectrum_plot(p, spectra, target, title)
+    write_outputs(out_dir, writers, stale=["spectrum.png"], figure_format=figure_format)
     return report

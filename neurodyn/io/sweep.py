@@ -460,12 +460,12 @@ def read_results(out_dir: Path) -> tuple[dict, list[dict]]:
     return record, rows
 
 
-def summarize(out_dir: Path, metric: str | None = None) -> dict:
+def summarize(out_dir: Path, metric: str | None = None, figure_format: str = "png") -> dict:
     """Per setting and rule, over seeds: mean and standard deviation of the final ``metric``
     (default: the sweep's ``metric``, test_loss unless it says otherwise; test accuracy as
     well where there is one) of the trials that completed, how many diverged and how many a
     search pruned; per rule, the best setting whose seeds all completed. Writes
-    ``summary.json`` and ``summary.png`` (the metric against the first swept option, one
+    ``summary.json`` and ``summary.png`` (or pdf/svg by ``figure_format``: the metric against the first swept option, one
     line per rule, one standard deviation as a band)."""
     from .plots import sweep_plot
 
@@ -504,7 +504,8 @@ def summarize(out_dir: Path, metric: str | None = None) -> dict:
         "file": record.get("file", record.get("experiment_file")), "target": target.kind, "mode": spec.mode, "metric": metric, "maximize": maximize, "swept": spec.paths,
         "settings": settings, "best": {rule: {"setting": e["setting"], "values": e["values"], metric: e[metric]} for rule, e in best.items()},
     }
-    write_outputs(out_dir, {"summary.json": json_writer(summary), "summary.png": lambda p: sweep_plot(p, summary)})
+    writers = {"summary.json": json_writer(summary), "summary.png": lambda p: sweep_plot(p, summary)}
+    write_outputs(out_dir, writers, stale=["summary.png"], figure_format=figure_format)
     return summary
 
 

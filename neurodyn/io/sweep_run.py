@@ -14,13 +14,13 @@ from .trials import Inline, Pool, RayOptions, RayRunner, drive, trial_done
 
 def run_sweep(
     sweep: Sweep, out_dir: Path, *, workers: int = 1, resume: bool = False, data_dir: str | None = None,
-    progress: bool = False, ray: RayOptions | None = None, vmap: bool = True,
+    progress: bool = False, ray: RayOptions | None = None, vmap: bool = True, figure_format: str = "png",
 ) -> dict:
     """Run every trial not yet done: ``workers`` processes at a time on this machine (1: in
     this process) or as Ray tasks (``ray``), the seeds of a setting as one vmapped run
     (``vmap``, where none of them has begun); a search (mode = "optuna") asks for settings
     until its budget is spent (:mod:`~neurodyn.io.search`). Then write ``results.csv`` and
-    the summary, which it returns."""
+    the summary (its plot in ``figure_format``), which it returns."""
     out_dir = Path(out_dir)
     if ray is not None and sweep.spec.pruner != "none":
         raise ModelError(sweep.file, "[sweep].pruner", "ASHA reports to the study's journal in the output folder, which Ray tasks on other machines cannot reach: drop --ray or set pruner = \"none\"")
@@ -46,7 +46,7 @@ def run_sweep(
         if bar is not None:
             bar.close()
     write_results(out_dir)
-    return summarize(out_dir)
+    return summarize(out_dir, figure_format=figure_format)
 
 
 def _runner(data_dir, ray: RayOptions | None, workers: int, vmap: bool) -> Inline:

@@ -188,10 +188,10 @@ def pruned(status: str) -> bool:
 
 def run_training(
     exp: Experiment, out_dir: Path, *, data_dir: str | None = None, resume: bool = False, progress: bool = False, plot: bool = True,
-    report: Report | None = None,
+    report: Report | None = None, figure_format: str = "png",
 ) -> dict:
     """Train every rule of ``exp``; returns the summary (also written to ``summary.json``;
-    ``learning_curves.png`` unless ``plot`` is off).
+    ``learning_curves.png``, or pdf/svg by ``figure_format``, unless ``plot`` is off).
 
     A rule whose weights become non-finite stops there and is reported as diverged; the
     job then raises :class:`NumericalError` after writing what it has. A rule that
@@ -256,7 +256,7 @@ def run_training(
     if bar is not None:
         bar.close()
     summary = _summary(exp, data, rows, rules_info, status, total)
-    _write_results(out_dir, rows, summary, plot)
+    _write_results(out_dir, rows, summary, plot, figure_format)
     failed = [k for k, v in status.items() if v != "completed" and not pruned(v)]
     if failed:
         raise NumericalError(f"{exp.path}: rules {', '.join(failed)} diverged; see {out_dir}/summary.json")
@@ -374,7 +374,7 @@ def _nmse(rows):
     return [r["train_loss"] / peak for r in rows]
 
 
-def _write_results(out_dir, rows, summary, plot: bool = True):
+def _write_results(out_dir, rows, summary, plot: bool = True, figure_format: str = "png"):
     rows = [dict(r) for r in rows]
     keys = list(dict.fromkeys(k for r in rows for k in r))
     for r, v in zip(rows, _nmse(rows)):
@@ -395,7 +395,7 @@ def _write_results(out_dir, rows, summary, plot: bool = True):
     if plot:
         families = {label: RULES[info["rule"]].family for label, info in summary["rules"].items() if info.get("rule") in RULES}
         writers["learning_curves.png"] = lambda p: learning_curves_plot(p, rows, summary["name"], families)
-    write_outputs(out_dir, writers)
+    write_outputs(out_dir, writers, stale=["learning_curves.png"], figure_format=figure_format)
 
 
 # --- checkpoints --------------------------------------------------------------------
@@ -441,10 +441,10 @@ def _read_checkpoint(z, path: Path, exp: Experiment) -> dict:
             raise ModelError(path, None, f"the checkpoint's '{name}' has shape {a.shape} and dtype {a.dtype}, expected {shape} numbers; remove it or use another --out")
         return a
 
-    if str(array("experiment", (), "U")) != exp.text:
-        raise ModelError(path, None, "the checkpoint belongs to a different experiment file; use another --out or drop --resume")
     if "seed" in z.files and int(array("seed", ())) != exp.seed:
         raise ModelError(path, None, f"the checkpoint was trained with seed {int(z['seed'])}, not {exp.seed}; use the same --seed or another --out")
+    if str(array("experiment", (), "U")) != exp.text:
+        raise ModelError(path, None, "the checkpoint belongs to a different experiment file; use another --out or drop --resume")
     rows = json.loads(str(array("rows", (), "U")))
     if not isinstance(rows, list) or not all(isinstance(r, dict) and isinstance(r.get("rule"), str) and isinstance(r.get("step"), int) for r in rows):
         raise ModelError(path, None, "the checkpoint's metrics rows are damaged; remove it or use another --out")

@@ -3,7 +3,7 @@
 3.8), with one feedback map ``g_l`` from layer ``l + 1`` down to layer ``l``:
 
 - ``inverse = "nonlinear"``: ``g_l(h) = s_l(Q_l h + c_l)``, the original TP form;
-- ``inverse = "linear"``: ``g_l(h) = Q_l s_{l+1}^{-1}(h) + c_l``, the thesis's form (4.89),
+- ``inverse = "linear"``: ``g_l(h) = Q_l s_{l+1}^{-1}(h) + c_l``, the thesis's form (4.90),
   whose optimum is the (damped) pseudo-inverse of ``W_{l+1}`` (Theorems 4.6-4.7; tanh's
   inverse is taken on ``(-1, 1)`` clipped by 1e-6, relu has none).
 
@@ -35,7 +35,7 @@ TANH_MARGIN = 1e-6
 
 
 class TPOptions(LearnedFeedbackOptions):
-    inverse: Literal["nonlinear", "linear"] = Field("nonlinear", description="g_l(h) = s_l(Q_l h + c_l) (nonlinear) or Q_l s_{l+1}^-1(h) + c_l (linear, thesis 4.89)")
+    inverse: Literal["nonlinear", "linear"] = Field("nonlinear", description="g_l(h) = s_l(Q_l h + c_l) (nonlinear) or Q_l s_{l+1}^-1(h) + c_l (linear, thesis 4.90)")
     reconstruction: Literal["noisy", "white"] = Field("noisy", description="feedback trained on h_l + sigma eps (noisy) or on white noise sigma eps (white, thesis A.8)")
 
     def check_network(self, network_spec):
