@@ -96,6 +96,23 @@ def _layer(seed, d0, d1, alpha, g="tanh"):
     return DynamicInversion(W=(jnp.asarray(W),), B=(jnp.asarray(B),), alpha=alpha, g=(parse(g),))
 
 
+def test_stabilize_compiles_once_per_shape():
+    """A second SSA descent on another layer of the same shapes (another draw, another
+    ``where`` function) compiles nothing: the gradient's pullback is compiled per kind and
+    shape, not per call."""
+    import jax
+
+    compiles = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda event, duration, **kw: compiles.append(event) if event == "/jax/core/compile/backend_compile_duration" else None
+    )
+    first = stabilize(_layer(11, 20, 10, 0.0), lambda c: c.B, margin=0.1)
+    before = len(compiles)
+    second = stabilize(_layer(12, 20, 10, 0.0), lambda c: c.B, margin=0.1)
+    assert first.success and second.success and first.iterations > 0 and second.iterations > 0
+    assert len(compiles) == before, f"{len(compiles) - before} programs compiled again"
+
+
 @pytest.mark.parametrize("d0, d1, alpha", [(20, 10, 0.0), (20, 10, 0.1), (10, 20, 0.01), (10, 20, 0.1), (20, 20, 0.1)])
 def test_ssa_descent_stabilises_random_layers(d0, d1, alpha):
     """Random W, B ~ U(-1, 1): B alone is optimised until S24's abscissa < target, every seed."""

@@ -79,6 +79,24 @@ def _heuristic(circuit: Circuit) -> list[SSA]:
     return [SSA(a, a, (G,))]
 
 
+def _system_pieces(circuit: Circuit, blockwise: bool) -> list[tuple]:
+    """What the SSA is computed from: the two-block pieces ``(T, B)`` of the system matrix
+    (``blockwise``, where the circuit has them), else the dense matrix."""
+    blocks = circuit.system_blocks() if blockwise else None
+    if blocks is not None:
+        return [tuple(blk[:2]) for blk in blocks]
+    return [(circuit.system_matrix(),)]
+
+
+@eqx.filter_jit
+def _pullback(circuit: Circuit, cotangent: list[tuple], blockwise: bool) -> Circuit:
+    """The SSA gradients ``cotangent`` (one per piece of :func:`_system_pieces`) pulled back
+    to every array of the circuit: a circuit-shaped tree of gradients. Compiled once per
+    kind and shape, whichever arrays a caller optimises (it picks them with ``where``)."""
+    _, vjp = eqx.filter_vjp(lambda c: _system_pieces(c, blockwise), circuit)
+    return vjp(cotangent)[0]
+
+
 def stabilize(
     circuit: Circuit,
     where: Callable[[Circuit], object],
@@ -119,15 +137,6 @@ def stabilize(
     target = target_abscissa(circuit, margin)
     leaves = where(circuit)
 
-    def pieces_of(leaves):
-        c = eqx.tree_at(where, circuit, leaves)
-        blocks = c.system_blocks()
-        if method == "ssa" and blocks is not None:
-            return [blk[:2] for blk in blocks]
-        return [(c.system_matrix(),)]
-
-    pullback_fn = jax.jit(lambda leaves, cot: jax.vjp(pieces_of, leaves)[1](cot)[0])
-
     def measure(c):
         pieces = _heuristic(c) if method == "heuristic" else _pieces(c, eps)[0]
         return pieces, max(p.abscissa for p in pieces), max(p.value for p in pieces)
@@ -146,7 +155,7 @@ def stabilize(
         message = "infeasible: an eigenvalue no array can move sits at or above 0 (an expanding layer needs a leak)"
     while abscissa >= target and it < max_iter and not message:
         cot = [tuple(jnp.asarray(g) if p.abscissa >= target else jnp.zeros_like(jnp.asarray(g)) for g in p.grads) for p in pieces]
-        grad = pullback_fn(leaves, cot)
+        grad = where(_pullback(circuit, cot, method == "ssa"))
         it += 1
         # Step sizes to try: the Newton (Polyak) step that would bring the SSA to the
         # target to first order, shrunk by 4 while it does not lower the SSA, and finally
