@@ -233,6 +233,7 @@ def test_layer_by_layer_newton_equals_the_joint_newton(controller, g):
     blocks = c.reduced_blocks()
     assert [(b.start, b.stop) for b in blocks] == [(19, 22), (13, 19), (9, 13), (0, 9)]
     assert all(b.shared_jacobian == (controller == "linearized" or g == "linear") for b in blocks)
+    assert all((b.jacobian is None) == b.shared_jacobian for b in blocks)
 
     class Joint(type(c)):
         def reduced_blocks(self):
@@ -248,6 +249,27 @@ def test_layer_by_layer_newton_equals_the_joint_newton(controller, g):
     closed = c.closed_form({k: v[0] for k, v in x.items()})
     if closed is not None:
         assert max(rel(a.state[k][0], closed[k]) for k in closed) <= 1e-10
+
+
+def test_declared_loop_jacobians_are_the_reduced_residuals_jacobians():
+    """Each nonlinear layer declares its reduced Jacobian as W_l diag(g'(B_l u_l)) B_l - alpha I
+    (a LoopJacobian, from which the engine builds the batch's Jacobians in one product): it
+    equals autodiff of the residual in the block's own unknowns at a random point, for
+    contracting, equal and expanding layers; and the loop products behind the structured
+    eigenvalues match the dense Jacobian's spectrum there."""
+    rng = np.random.default_rng(21)
+    c = di(rng, [9, 6, 6, 8, 3], g="tanh", leak=0.05, w=0.6)
+    x = {k: v[0] for k, v in inputs(rng, c, batch=1).items()}
+    z = jnp.asarray(rng.normal(size=sum(c.sizes[1:])))
+    for block in c.reduced_blocks():
+        lo, hi, jac = block.start, block.stop, block.jacobian
+        assert jac is not None and not block.shared_jacobian
+        auto = jax.jacfwd(lambda zk: c.reduced_residual(z.at[lo:hi].set(zk), x)[lo:hi])(z[lo:hi])
+        declared = jac.left @ jnp.diag(jac.gain(z, x)) @ jac.right + jac.shift * jnp.eye(hi - lo)
+        np.testing.assert_allclose(np.asarray(declared), np.asarray(auto), rtol=1e-12, atol=1e-14)
+    state = c.expand(z, x)
+    dense = np.linalg.eigvals(np.asarray(nd.jacobian(c, state, x)))
+    assert same_spectrum(np.asarray(c.eigenvalues(state, x)), dense)
 
 
 def test_unstable_feedback_is_reported_not_returned():

@@ -19,9 +19,13 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
-from ..core.circuit import BlockMatrix, KindInfo, ReducedBlock, register
+from ..core.circuit import BlockMatrix, KindInfo, LoopJacobian, ReducedBlock, register
 from ..core.nonlinearities import Nonlinearity
-from ..core.stability import two_block_eigenvalues
+from ..core.stability import two_block_eigenvalues_of_product
+
+#: ``_loop_product`` forms ``W D B`` as ``g' @ K`` while ``K`` (d_{l-1} d_l^2 entries) has at
+#: most this many entries (128 MiB in float64)
+LOOP_PRODUCT_MAX_ENTRIES = 2**24
 from ._common import CONTROLLER_OPTION_DOCS, ControllerOptions, LayerStack, error_spec, feedback_specs, forward_specs, layer_nonlinearities, preactivation_specs, relative_error, stack_array_docs
 
 
@@ -130,8 +134,24 @@ class DynamicInversion(LayerStack):
         """The Jacobian is block-triangular over layers, each block S24-shaped: the union of
         the per-layer spectra, each from the Schur-complement quadratic."""
         return jnp.concatenate(
-            [two_block_eigenvalues(self.B[l - 1], self._loop_gain(l, state, inputs), 1.0, self.alpha) for l in range(1, self.L + 1)]
+            [two_block_eigenvalues_of_product(self._loop_product(l, state), *self.B[l - 1].shape, 1.0, self.alpha) for l in range(1, self.L + 1)]
         )
+
+    def _loop_product(self, l, state):
+        """The smaller loop product of layer l: ``W_l D B_l`` (d_l x d_l) or ``B_l W_l D``
+        (d_{l-1} x d_{l-1}), ``D = diag(g'(delta_{l-1}))`` (identity when linearized). The
+        first is formed as ``g' @ K`` with ``K[j] = outer(W[:, j], B[j, :])``, one product
+        for a whole batch, without a ``W D`` per sample."""
+        W, B = self.W[l - 1], self.B[l - 1]
+        if self.linearized:
+            return W @ B if W.shape[0] <= W.shape[1] else B @ W
+        slopes = self.g[l - 1].deriv(state[f"delta_{l - 1}"])
+        d1, d0 = W.shape
+        if d1 > d0:
+            return (B @ W) * slopes[None, :]
+        if d0 * d1 * d1 <= LOOP_PRODUCT_MAX_ENTRIES:
+            return (slopes @ (W.T[:, :, None] * B[:, None, :]).reshape(d0, d1 * d1)).reshape(d1, d1)
+        return (W * slopes[None, :]) @ B
 
     # ---- reduced equilibrium: the controllers u_1..u_L ---------------------------
     def reduce(self, state):
@@ -156,10 +176,16 @@ class DynamicInversion(LayerStack):
         ``u_l`` is ``W_l B_l - alpha I`` for the linearized controller or a linear ``g``
         (Algorithm 5's matrix, one factorisation per batch), else ``W_l diag(g'(B_l u_l)) B_l - alpha I``."""
         ends = np.cumsum([0, *self.sizes[1:]])
-        return tuple(
-            ReducedBlock(int(ends[l - 1]), int(ends[l]), shared_jacobian=self.linearized or self.g[l - 1].name == "linear")
-            for l in range(self.L, 0, -1)
-        )
+        blocks = []
+        for l in range(self.L, 0, -1):
+            lo, hi = int(ends[l - 1]), int(ends[l])
+            if self.linearized or self.g[l - 1].name == "linear":
+                blocks.append(ReducedBlock(lo, hi, shared_jacobian=True))
+                continue
+            B, g = self.B[l - 1], self.g[l - 1]
+            slopes = lambda z, inputs, B=B, g=g, lo=lo, hi=hi: g.deriv(B @ z[lo:hi])  # noqa: E731  (g'(delta_{l-1}))
+            blocks.append(ReducedBlock(lo, hi, jacobian=LoopJacobian(self.W[l - 1], B, -self.alpha, slopes)))
+        return tuple(blocks)
 
     # ---- model files -------------------------------------------------------------
     Options = ControllerOptions

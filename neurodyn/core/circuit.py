@@ -54,15 +54,34 @@ class KindInfo:
 
 
 @dataclass(frozen=True)
+class LoopJacobian:
+    """The Jacobian of a block's residual in its own unknowns ``u`` (one sample), declared
+    as ``left @ diag(gain(z, inputs)) @ right + shift * I``: a loop through ``k`` units
+    whose only state dependence is their slopes (``W diag(g'(B u)) B - alpha I`` for a
+    dynamic-inversion layer). ``left`` (m x k), ``right`` (k x m) and ``shift`` are the same
+    for every sample; ``gain(z, inputs)`` gives the ``k`` slopes from one sample's full
+    reduced vector ``z``. The engine then builds every sample's Jacobian from one matrix
+    product, ``gains @ K`` with ``K[j] = outer(left[:, j], right[j, :])``."""
+
+    left: Any
+    right: Any
+    shift: float
+    gain: Any  # Callable[[z, inputs], jax.Array]
+
+
+@dataclass(frozen=True)
 class ReducedBlock:
     """One block ``z[start:stop]`` of a block-triangular reduced equation (see
     :meth:`Circuit.reduced_blocks`). ``shared_jacobian`` declares that the block's
     residual is affine in its own unknowns with a Jacobian that depends on neither the
-    state nor the inputs, so one factorisation serves every sample of a batch."""
+    state nor the inputs, so one factorisation serves every sample of a batch;
+    ``jacobian`` declares a :class:`LoopJacobian`, whose structure the engine uses to build
+    the batch's Jacobians at once instead of differentiating each sample."""
 
     start: int
     stop: int
     shared_jacobian: bool = False
+    jacobian: LoopJacobian | None = None
 
 
 class Circuit(eqx.Module):
@@ -185,7 +204,8 @@ class Circuit(eqx.Module):
 
         Blocks of ``z`` in solve order, covering ``z`` once: the residual rows of each
         block depend only on that block's unknowns and on blocks earlier in the order.
-        The engine then solves one block at a time (Newton per sample, or, for a
+        The engine then solves one block at a time (Newton per sample, Newton with every
+        Jacobian from one product for a block with a :class:`LoopJacobian`, or, for a
         ``shared_jacobian`` block, one LU factorisation for the whole batch) instead of
         one dense Newton on all of ``z``."""
         return None

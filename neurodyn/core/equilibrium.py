@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
 
-from .circuit import Circuit, flatten
+from .circuit import Circuit, LoopJacobian, flatten
 from .simulate import Trajectory, batch_inputs, batched_vector_field, sample_max_abs, simulate
 from .stability import spectral_abscissa
 
@@ -104,6 +104,42 @@ def _chord_shared(residual, z0, args, rtol, atol, max_steps):
     return z, steps
 
 
+#: a LoopJacobian block builds its Jacobians from one product with a (k, m*m) matrix
+#: while that matrix has at most this many entries (else per-sample autodiff)
+LOOP_JACOBIAN_MAX_ENTRIES = 2**24
+
+
+def _newton_loop(residual, jac: LoopJacobian, lo: int, hi: int, z0, args, rtol, atol, max_steps):
+    """Newton for the whole batch at once on a block with a :class:`LoopJacobian`: each
+    iteration forms every sample's Jacobian ``left diag(gain) right + shift I`` as one
+    matrix product ``gains @ K`` and solves them in one batched call. It stops when every
+    sample's step satisfies ``|dz| <= atol + rtol |z|`` (as optimistix's Newton does), or
+    after ``max_steps``. ``args`` is ``(z, inputs)`` batched; the block is ``z[:, lo:hi]``."""
+    m = z0.shape[1]
+    K = (jac.left.T[:, :, None] * jac.right[:, None, :]).reshape(jac.left.shape[1], m * m)
+    eye = jnp.eye(m, dtype=z0.dtype)
+    batched = jax.vmap(residual)
+
+    def gains(z):
+        return jax.vmap(lambda zk, arg: jac.gain(jnp.concatenate([arg[0][:lo], zk, arg[0][hi:]]), arg[1]))(z, args)
+
+    def keep_going(carry):
+        _, size, k = carry
+        return (k < max_steps) & (size > 1.0)
+
+    def step(carry):
+        z, _, k = carry
+        J = (gains(z) @ K).reshape(-1, m, m) + jac.shift * eye
+        dz = -jnp.linalg.solve(J, batched(z, args)[..., None])[..., 0]
+        z = z + dz
+        scaled = jnp.abs(dz) / (atol + rtol * jnp.abs(z))
+        # a sample whose step is not finite is left as it is (the verification reports it)
+        return z, jnp.max(jnp.where(jnp.isfinite(scaled), scaled, 0.0)), k + 1
+
+    z, _, steps = jax.lax.while_loop(keep_going, step, (z0, jnp.asarray(jnp.inf, z0.dtype), 0))
+    return z, steps
+
+
 @eqx.filter_jit
 def _newton(circuit: Circuit, inputs, z0, rtol, atol, max_steps):
     """Newton on the reduced equation for a batch: jointly, or block by block in the
@@ -120,8 +156,12 @@ def _newton(circuit: Circuit, inputs, z0, rtol, atol, max_steps):
                 zfull, inp = arg
                 return circuit.reduced_residual(jnp.concatenate([zfull[:lo], zk, zfull[hi:]]), inp)[lo:hi]
 
-            solve = _chord_shared if block.shared_jacobian else _newton_per_sample
-            zk, k = solve(residual, z[:, lo:hi], (z, inputs), rtol, atol, max_steps)
+            jac = block.jacobian
+            if jac is not None and jac.left.shape[1] * (hi - lo) ** 2 <= LOOP_JACOBIAN_MAX_ENTRIES:
+                zk, k = _newton_loop(residual, jac, lo, hi, z[:, lo:hi], (z, inputs), rtol, atol, max_steps)
+            else:
+                solve = _chord_shared if block.shared_jacobian else _newton_per_sample
+                zk, k = solve(residual, z[:, lo:hi], (z, inputs), rtol, atol, max_steps)
             z, steps = z.at[:, lo:hi].set(zk), steps + k
     state = jax.vmap(circuit.expand)(z, inputs)
     return state, steps

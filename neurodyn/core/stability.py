@@ -52,10 +52,14 @@ def two_block_eigenvalues(P: jax.Array, Q: jax.Array, a, b) -> jax.Array:
     ``a = 1``, ``b = alpha``, ``P = B_l`` and ``Q = W_l diag(g')``.
     """
     n, m = P.shape
-    if m <= n:
-        nu, extra, k = jnp.linalg.eigvals(Q @ P), -a, n - m
-    else:
-        nu, extra, k = jnp.linalg.eigvals(P @ Q), -b, m - n
+    return two_block_eigenvalues_of_product(Q @ P if m <= n else P @ Q, n, m, a, b)
+
+
+def two_block_eigenvalues_of_product(product: jax.Array, n: int, m: int, a, b) -> jax.Array:
+    """:func:`two_block_eigenvalues` from the smaller of the products, ``Q P`` (m x m, when
+    ``m <= n``) or ``P Q`` (n x n), for callers that can form it cheaply."""
+    nu = jnp.linalg.eigvals(product)
+    extra, k = (-a, n - m) if m <= n else (-b, m - n)
     disc = jnp.sqrt((a - b) ** 2 + 4.0 * nu.astype(jnp.result_type(nu, 1j)))
     lam = jnp.concatenate([(-(a + b) + disc) / 2.0, (-(a + b) - disc) / 2.0])
     return jnp.concatenate([lam, jnp.full((k,), extra, dtype=lam.dtype)])
