@@ -194,57 +194,21 @@ def relative_errors(delta0: np.ndarray, ref: np.ndarray) -> np.ndarray:
 
 # ---- baseline: per-sample Algorithm 1, numba ---------------------------------------
 @numba.njit(cache=False)
-def euler_one(W, B, alpha, delta_out, dt, steps, out):
-    """Algorithm 1 for one sample into ``out``; returns the last step's ``max|change of delta|``."""
+def euler_one(W, B, alpha, delta_out, dt, steps, tol, out):
+    """Algorithm 1 for one sample into ``out``: at most ``steps`` steps, stopping early once
+    a step changes no unit by more than ``tol`` (never, for ``tol < 0``); returns ``(steps
+    taken, the last step's max|change of delta|)``."""
     d1, d0 = W.shape
     delta = out
     delta[:] = 0.0
     u = np.zeros(d1)
     g = np.empty(d0)
     last = 0.0
-    for _ in range(steps):
-        last = 0.0
+    for step in range(1, steps + 1):
+        biggest, last = 0.0, 0.0
         for j in range(d0):  # g(delta) once per step, as the reference code's vectorised tanh
             g[j] = math.tanh(delta[j])
         for i in range(d1):  # controller first (public reference code)
-            acc = 0.0
-            for j in range(d0):
-                acc += W[i, j] * g[j]
-            u[i] += dt * (-alpha * u[i] + acc - delta_out[i])
-        for j in range(d0):
-            acc = 0.0
-            for i in range(d1):
-                acc += B[j, i] * u[i]
-            change = dt * (-delta[j] + acc)
-            delta[j] += change
-            last = max(last, abs(change))
-    return last
-
-
-@numba.njit(cache=False)
-def euler_all(W, B, alpha, delta_out, dt, steps):
-    """Every sample in turn: ``(delta_0, last-step change)``."""
-    out = np.empty((delta_out.shape[0], W.shape[1]))
-    last = np.empty(delta_out.shape[0])
-    for s in range(delta_out.shape[0]):
-        last[s] = euler_one(W, B, alpha, delta_out[s], dt, steps, out[s])
-    return out, last
-
-
-@numba.njit(cache=False)
-def euler_stop_one(W, B, alpha, delta_out, dt, tol, max_steps, out):
-    """Algorithm 1 for one sample, stopping once a step changes no unit by more than
-    ``tol``; returns the number of steps."""
-    d1, d0 = W.shape
-    delta = out
-    delta[:] = 0.0
-    u = np.zeros(d1)
-    g = np.empty(d0)
-    for step in range(1, max_steps + 1):
-        biggest = 0.0
-        for j in range(d0):
-            g[j] = math.tanh(delta[j])
-        for i in range(d1):
             acc = 0.0
             for j in range(d0):
                 acc += W[i, j] * g[j]
@@ -257,20 +221,21 @@ def euler_stop_one(W, B, alpha, delta_out, dt, tol, max_steps, out):
                 acc += B[j, i] * u[i]
             change = dt * (-delta[j] + acc)
             delta[j] += change
-            biggest = max(biggest, abs(change))
-        if biggest <= tol:
-            return step
-    return max_steps
+            last = max(last, abs(change))
+        if max(biggest, last) <= tol:
+            return step, last
+    return steps, last
 
 
 @numba.njit(cache=False)
-def euler_stop_all(W, B, alpha, delta_out, dt, tol, max_steps):
-    """(b): every sample in turn, each stopping on its own; ``(delta_0, steps)``."""
+def euler_all(W, B, alpha, delta_out, dt, steps, tol=-1.0):
+    """Every sample in turn, each stopping on its own: ``(delta_0, steps taken, last-step change)``."""
     out = np.empty((delta_out.shape[0], W.shape[1]))
-    steps = np.empty(delta_out.shape[0], dtype=np.int64)
+    taken = np.empty(delta_out.shape[0], dtype=np.int64)
+    last = np.empty(delta_out.shape[0])
     for s in range(delta_out.shape[0]):
-        steps[s] = euler_stop_one(W, B, alpha, delta_out[s], dt, tol, max_steps, out[s])
-    return out, steps
+        taken[s], last[s] = euler_one(W, B, alpha, delta_out[s], dt, steps, tol, out[s])
+    return out, taken, last
 
 
 def numpy_euler(W, B, alpha, delta_out, dt=EULER_DT, tol=STOP_CHANGE, max_steps=STOP_MAX_STEPS):
@@ -333,7 +298,7 @@ def circuit_of(case: Case) -> DynamicInversion:
 # the delta_0, the valid samples, a note and whether errors count only valid samples.
 def prepare_baseline(case: Case):
     def finish(out):
-        delta0, last = out
+        delta0, _, last = out
         finite = np.all(np.isfinite(delta0), axis=1)
         settled = finite & (last <= SETTLED_CHANGE)
         note = (f"Euler dt={EULER_DT} x{EULER_STEPS}; non-finite {int(np.sum(~finite))}/{case.samples}, "
@@ -345,11 +310,11 @@ def prepare_baseline(case: Case):
 
 def prepare_euler_stop(case: Case):
     def finish(out):
-        delta0, steps = out
+        delta0, steps, _ = out
         ok = np.all(np.isfinite(delta0), axis=1) & (steps < STOP_MAX_STEPS)
         return delta0, ok, f"stops at step change <= {STOP_CHANGE:g}: {int(steps.min())}-{int(steps.max())} steps (mean {steps.mean():.0f})", False
 
-    return lambda: euler_stop_all(case.W, case.B, case.alpha, case.delta_out, EULER_DT, STOP_CHANGE, STOP_MAX_STEPS), finish
+    return lambda: euler_all(case.W, case.B, case.alpha, case.delta_out, EULER_DT, STOP_MAX_STEPS, STOP_CHANGE), finish
 
 
 def prepare_numpy_euler(case: Case):
