@@ -71,7 +71,7 @@ the measurements of this run. (Against the fixed 1000-step loop (a), whose work 
 Run::
 
     python benchmarks/di_throughput.py                       # full run, both cases
-    python benchmarks/di_throughput.py --json /tmp/di.json   # also write the results
+    python benchmarks/di_throughput.py --json di.json   # also write the results
     python benchmarks/di_throughput.py --quick               # 100-sample smoke run
     python benchmarks/di_throughput.py --cases 1000-10 --samples 500
 

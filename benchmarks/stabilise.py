@@ -61,7 +61,7 @@ script prints whether they were met in this run.
 Run::
 
     python benchmarks/stabilise.py                        # full run (~9 min on 2 busy cores)
-    python benchmarks/stabilise.py --json /tmp/stab.json  # also write the results
+    python benchmarks/stabilise.py --json stab.json  # also write the results
     python benchmarks/stabilise.py --quick                # smoke run (~1 min), extrapolated heuristic
     python benchmarks/stabilise.py --cases large --heuristic-seeds 2
 

@@ -27,7 +27,7 @@ says which.
 Run::
 
     python benchmarks/target_rules.py                 # ~2 min on 2 cores
-    python benchmarks/target_rules.py --json /tmp/tp.json
+    python benchmarks/target_rules.py --json tp.json
     python benchmarks/target_rules.py --quick         # smoke run
 
 Timings on a shared machine are noisy; compare the ratios within one run.

@@ -68,7 +68,7 @@ whose forward pass uses ``einsum`` instead of ``h @ W.T``.
 Run::
 
     python benchmarks/train_throughput.py                        # full run (~2-4 min on 2 cores)
-    python benchmarks/train_throughput.py --json /tmp/train.json # also write the results
+    python benchmarks/train_throughput.py --json train.json # also write the results
     python benchmarks/train_throughput.py --quick                # 1,000 samples, 50 baseline samples
     python benchmarks/train_throughput.py --profile              # with the time breakdown
 

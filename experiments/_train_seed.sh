@@ -6,7 +6,7 @@
 # Needs `neurodyn` on PATH; checkpoints stay in $SCRATCH.
 set -euo pipefail
 file=$1 out=$2 seed=$3
-SCRATCH="${SCRATCH:-${TMPDIR:-/tmp}/neurodyn}"
+SCRATCH="${SCRATCH:-$(cd "$(dirname "$0")/.." && pwd)/out/scratch}"
 export JAX_PLATFORMS="${JAX_PLATFORMS:-cpu}"
 scratch="$SCRATCH/$(basename "$(dirname "$out")")/$(basename "$out")"
 start=$(date +%s); status=0

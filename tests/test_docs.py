@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 READ = ["README.md", "mkdocs.yml", "pyproject.toml", "docs", "neurodyn", "experiments", "models", "benchmarks"]
 TEXT = {".md", ".py", ".toml", ".yml", ".sh", ".txt", ".csv", ".json"}
 #: references to the material this project was written from, which is not part of it
-OUTSIDE = re.compile(r"\.\./shared|/work/|EQUATIONS\.md|DESIGN\.md|/home/|/root/")
+OUTSIDE = re.compile(r"\.\./shared|/work/|EQUATIONS\.md|DESIGN\.md|/home/|/root/|(?<![\w.~])/tmp/")
 
 
 def _files():

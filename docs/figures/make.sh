@@ -11,7 +11,7 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
-SCRATCH="${SCRATCH:-${TMPDIR:-/tmp}/neurodyn}/figures"
+SCRATCH="${SCRATCH:-$ROOT/out/scratch}/figures"
 neurodyn simulate --out "$SCRATCH/simulate" > /dev/null
 cp "$SCRATCH/simulate/convergence.png" "$HERE/convergence_after.png"
 neurodyn stability "$ROOT/models/dynamic_inversion_expanding.toml" --optimize B1 \

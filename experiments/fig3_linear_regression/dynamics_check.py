@@ -66,4 +66,4 @@ def main(ckpt_dir):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "/tmp/neurodyn_fig3_linear_regression/main")
+    main(sys.argv[1] if len(sys.argv) > 1 else str(HERE.parents[1] / "out" / "scratch" / "fig3_linear_regression" / "main"))

@@ -14,7 +14,7 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 cd "$ROOT"
 BIN="${NEURODYN:-neurodyn}"
 PY="${PYTHON:-python}"
-SCRATCH="${SCRATCH:-/tmp/neurodyn_fig3_linear_regression}"
+SCRATCH="${SCRATCH:-$ROOT/out/scratch/fig3_linear_regression}"
 start=$(date +%s)
 "$BIN" train experiments/fig3_linear_regression/experiment.toml --out "$SCRATCH/main" --no-progress
 echo "experiment.toml: training wall $(( $(date +%s) - start )) s"

@@ -11,7 +11,7 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 BIN="${NEURODYN:-neurodyn}"
 PY="${PYTHON:-python}"
-SCRATCH="${SCRATCH:-/tmp/neurodyn_fig3_nonlinear_regression}"
+SCRATCH="${SCRATCH:-$ROOT/out/scratch/fig3_nonlinear_regression}"
 configs=("$@")
 [ ${#configs[@]} -eq 0 ] && configs=(paper_teacher teacher_scale1)
 cd "$ROOT"

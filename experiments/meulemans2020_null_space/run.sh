@@ -8,7 +8,7 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
-export SCRATCH="${SCRATCH:-${TMPDIR:-/tmp}/neurodyn}"
+export SCRATCH="${SCRATCH:-$ROOT/out/scratch}"
 cd "$ROOT"
 echo "seed,train_s,per_sample_s" > "$HERE/runtime.csv"
 for seed in ${SEEDS:-0 1 2 3 4}; do

@@ -29,7 +29,7 @@ Targets: (1) at 1000 -> 10 SSA reaches the target >= 100x faster than the heuris
 every draw; (2) SSA stabilises 100% of 50 draws in every feasible Fig. S1 cell.
 
 Usage:  python experiments/stabilisation_table/run.py [--seed 0] [--inits 50] [--quick]
-Outputs (next to this file, or ``--out``; ``--quick`` defaults to /tmp/stabilisation_table_quick):
+Outputs (next to this file, or ``--out``; ``--quick`` defaults to out/stabilisation_table_quick in the repository):
 results.json (every run), results.md (the table), stabilisation_table.png.
 """
 
@@ -68,7 +68,7 @@ from neurodyn.core.nonlinearities import parse  # noqa: E402
 from neurodyn.core.stabilize import stabilize  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-QUICK_OUT = Path("/tmp/stabilisation_table_quick")
+QUICK_OUT = Path(__file__).resolve().parents[2] / "out" / "stabilisation_table_quick"
 METHODS = ("ssa", "heuristic")
 COLORS = {"ssa": "tab:blue", "heuristic": "tab:orange"}
 MARGIN = 0.01
@@ -93,7 +93,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--large-inits", type=int, default=50, help="SSA draws at 1000->10 (default 50)")
     p.add_argument("--heuristic-seeds", type=int, default=1, help="heuristic draws at 1000->10 (default 1)")
     p.add_argument("--quick", action="store_true", help="smoke run: 3 inits, heuristic at 1000->10 capped and extrapolated")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default: this folder; --quick: /tmp/...)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: this folder; --quick: out/stabilisation_table_quick)")
     p.add_argument("--replot", action="store_true", help="only redraw the figure from the folder's results.json")
     args = p.parse_args(argv)
     if args.quick:

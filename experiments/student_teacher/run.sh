@@ -6,7 +6,7 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
-SCRATCH="${SCRATCH:-${TMPDIR:-/tmp}/neurodyn_student_teacher}"
+SCRATCH="${SCRATCH:-$ROOT/out/scratch/student_teacher}"
 export JAX_PLATFORMS="${JAX_PLATFORMS:-cpu}"
 cd "$ROOT"
 for seed in 0 1 2 3; do

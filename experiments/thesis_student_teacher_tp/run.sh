@@ -11,7 +11,7 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
-SCRATCH="${SCRATCH:-${TMPDIR:-/tmp}/neurodyn_thesis_student_teacher_tp}"
+SCRATCH="${SCRATCH:-$ROOT/out/scratch/thesis_student_teacher_tp}"
 SEEDS="${SEEDS:-0 1 2}"
 export JAX_PLATFORMS="${JAX_PLATFORMS:-cpu}"
 cd "$ROOT"
