@@ -24,7 +24,8 @@ import numpy as np
 import optimistix as optx
 
 from .circuit import Circuit, LoopJacobian, flatten
-from .simulate import Trajectory, batch_inputs, batched_vector_field, sample_max_abs, simulate
+from .batching import batch_inputs, batched_vector_field, sample_max_abs
+from .simulate import Horizon, SolveOptions, Trajectory, _solve, make_solver, simulate
 from .stability import spectral_abscissa
 
 METHODS = ("ode", "equilibrium")
@@ -344,13 +345,9 @@ def solve_fixed_point(
         return state, residual, finite & (residual <= tol * jnp.maximum(1.0, sample_max_abs(state)))
 
     def integrate_then_polish(_):
-        from .simulate import _solve, make_solver
-
         solver, _ = make_solver("tsit5")
-        out = _solve(
-            circuit, inputs, y0, jnp.asarray(0.0, dtype), jnp.asarray(t1, dtype), None, None,
-            rtol, atol, solver, True, True, max_steps, False,
-        )
+        horizon = Horizon(jnp.asarray(0.0, dtype), jnp.asarray(t1, dtype))
+        out = _solve(circuit, inputs, y0, horizon, SolveOptions(solver, True, rtol, atol, True, max_steps))
         return polish(out["final"])
 
     if method == "ode":

@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .batching import batch_inputs, batched_vector_field, sample_max_abs
 from .circuit import Circuit
 
 ADAPTIVE_SOLVERS = {
@@ -83,54 +84,6 @@ class Trajectory:
         return bool(np.all(self.converged))
 
 
-def batch_inputs(circuit: Circuit, inputs: Mapping[str, jax.Array]) -> tuple[dict, int, bool]:
-    """Give every input a leading batch axis of the same size.
-
-    Returns ``(batched_inputs, batch_size, had_batch)``. Raises ValueError on a missing,
-    unknown or wrong-shaped input.
-    """
-    shapes = circuit.input_shapes()
-    unknown = set(inputs) - set(shapes)
-    if unknown:
-        raise ValueError(f"unknown inputs {sorted(unknown)}; this circuit takes {sorted(shapes)}")
-    sizes = set()
-    arrays = {}
-    for name, shape in shapes.items():
-        if name not in inputs:
-            raise ValueError(f"missing input '{name}' of shape {shape}")
-        a = jnp.asarray(inputs[name])
-        if a.shape == shape:
-            pass
-        elif a.ndim == len(shape) + 1 and a.shape[1:] == shape:
-            sizes.add(a.shape[0])
-        else:
-            raise ValueError(f"input '{name}' has shape {a.shape}; expected {shape} or (batch, *{shape})")
-        arrays[name] = a
-    if len(sizes) > 1:
-        raise ValueError(f"inputs carry different batch sizes {sorted(sizes)}")
-    had_batch = bool(sizes)
-    n = sizes.pop() if sizes else 1
-    out = {k: (a if a.ndim == len(shapes[k]) + 1 else jnp.broadcast_to(a, (n, *shapes[k]))) for k, a in arrays.items()}
-    return out, n, had_batch
-
-
-def batched_vector_field(circuit: Circuit):
-    """``f(t, y, inputs)`` over a leading batch axis of ``y`` and ``inputs``, in the state's
-    precision (a float32 state stays float32 where time-dependent signals are float64)."""
-
-    def f(t, y, inputs):
-        dy = jax.vmap(circuit.vector_field, in_axes=(None, 0, 0))(t, y, inputs)
-        return {k: v.astype(y[k].dtype) for k, v in dy.items()}
-
-    return f
-
-
-def sample_max_abs(tree) -> jax.Array:
-    """Per-sample ``max |.|`` over every leaf of a batched PyTree."""
-    leaves = jax.tree_util.tree_leaves(tree)
-    return jnp.max(jnp.stack([jnp.max(jnp.abs(x.reshape(x.shape[0], -1)), axis=1) for x in leaves]), axis=0)
-
-
 def make_solver(name: str):
     if name in ADAPTIVE_SOLVERS:
         return ADAPTIVE_SOLVERS[name](), True
@@ -159,13 +112,39 @@ def step_grid(t0: float, t1: float, dt0: float, jumps: Sequence[float]) -> np.nd
     return np.union1d(base[keep], special)
 
 
+class Horizon(eqx.Module):
+    """Where one solve runs: from ``t0`` towards ``t1`` with a first step ``dt0`` (None: the
+    controller picks it), saving at ``ts`` (or None), stepping to the sorted ``jump_ts``
+    within ``(t0, t1)`` (adaptive solvers) or along ``grid``, the fixed-step grid with the
+    jumps inserted (fixed-step solvers with jumps). Arrays: changing them recompiles nothing."""
+
+    t0: jax.Array
+    t1: jax.Array
+    dt0: jax.Array | None = None
+    ts: jax.Array | None = None
+    jump_ts: jax.Array | None = None
+    grid: jax.Array | None = None
+
+
+class SolveOptions(eqx.Module):
+    """How one solve runs (each option fixes the compiled program): the diffrax ``solver``,
+    whether it is ``adaptive``, the accuracy ``rtol``/``atol`` (the steady-state test; the
+    controller runs ``CONTROLLER_FACTOR`` tighter), whether to stop at ``steady_state``,
+    ``max_steps`` and a ``progress`` bar."""
+
+    solver: dfx.AbstractSolver
+    adaptive: bool = eqx.field(static=True)
+    rtol: float = eqx.field(static=True)
+    atol: float = eqx.field(static=True)
+    steady_state: bool = eqx.field(static=True, default=True)
+    max_steps: int = eqx.field(static=True, default=100_000)
+    progress: bool = eqx.field(static=True, default=False)
+
+
 @eqx.filter_jit
-def _solve(
-    circuit, inputs, y0, t0, t1, dt0, ts, rtol, atol, solver, adaptive, steady_state, max_steps, progress,
-    jump_ts=None, grid=None,
-):
-    """One diffrax solve. ``jump_ts``: sorted jump times within ``(t0, t1)`` (or None);
-    ``grid``: the fixed-step grid with the jumps inserted (fixed-step solvers with jumps)."""
+def _solve(circuit: Circuit, inputs, y0, horizon: Horizon, options: SolveOptions):
+    """One diffrax solve of the batch, stopping at steady state or divergence (events)."""
+    rtol, atol, jump_ts = options.rtol, options.atol, horizon.jump_ts
     f = batched_vector_field(circuit)
     term = dfx.ODETerm(f)
 
@@ -181,40 +160,41 @@ def _solve(
         return jnp.logical_or(~finite, jnp.max(sample_max_abs(y)) > DIVERGENCE_THRESHOLD)
 
     conds = {"diverged": diverged}
-    if steady_state:
+    if options.steady_state:
         conds["steady"] = steady
-    if adaptive:
+    dt0 = horizon.dt0
+    if options.adaptive:
         controller = dfx.PIDController(
             rtol=CONTROLLER_FACTOR * rtol, atol=CONTROLLER_FACTOR * atol, pcoeff=CONTROLLER_PCOEFF, icoeff=CONTROLLER_ICOEFF
         )
         if jump_ts is not None:
             controller = dfx.ClipStepSizeController(controller, jump_ts=jump_ts)
-    elif grid is not None:
-        controller, dt0 = dfx.StepTo(ts=grid), None
+    elif horizon.grid is not None:
+        controller, dt0 = dfx.StepTo(ts=horizon.grid), None
     else:
         controller = dfx.ConstantStepSize()
     subs = [dfx.SubSaveAt(t1=True)]
-    if ts is not None:
-        subs.append(dfx.SubSaveAt(ts=ts))
+    if horizon.ts is not None:
+        subs.append(dfx.SubSaveAt(ts=horizon.ts))
     sol = dfx.diffeqsolve(
         term,
-        solver,
-        t0,
-        t1,
+        options.solver,
+        horizon.t0,
+        horizon.t1,
         dt0,
         y0,
         args=inputs,
         saveat=dfx.SaveAt(subs=subs),
         stepsize_controller=controller,
         event=dfx.Event(conds),
-        max_steps=max_steps,
+        max_steps=options.max_steps,
         throw=False,
-        progress_meter=dfx.TqdmProgressMeter() if progress else dfx.NoProgressMeter(),
+        progress_meter=dfx.TqdmProgressMeter() if options.progress else dfx.NoProgressMeter(),
     )
     final = jax.tree_util.tree_map(lambda x: x[0], sol.ys[0])
     residual = sample_max_abs(f(sol.ts[0][0], final, inputs))
     scale = sample_max_abs(final)
-    saved = (sol.ts[1], sol.ys[1]) if ts is not None else (None, None)
+    saved = (sol.ts[1], sol.ys[1]) if horizon.ts is not None else (None, None)
     return dict(
         t_final=sol.ts[0][0],
         final=final,
@@ -292,14 +272,13 @@ def simulate(
     grid = None
     if jumps and not adaptive:
         grid = jnp.asarray(step_grid(float(t0), float(t1), float(dt0), jumps), dtype)
-    def solve(t_end, ts, grid, progress):
-        return _solve(
-            circuit, binputs, y0, jnp.asarray(t0, dtype), jnp.asarray(t_end, dtype),
-            None if dt0 is None else jnp.asarray(dt0, dtype), ts, rtol, atol, slv, adaptive,
-            steady_state, int(max_steps), progress, jump_ts, grid,
-        )
+    options = SolveOptions(slv, adaptive, rtol, atol, steady_state, int(max_steps), progress)
 
-    out = solve(t1, ts, grid, progress)
+    def solve(t_end, ts, grid):
+        first = None if dt0 is None else jnp.asarray(dt0, dtype)
+        return _solve(circuit, binputs, y0, Horizon(jnp.asarray(t0, dtype), jnp.asarray(t_end, dtype), first, ts, jump_ts, grid), options)
+
+    out = solve(t1, ts, grid)
     t_stop = float(out["t_final"])
     if ts is not None and np.isscalar(saveat) and t0 < t_stop < t1:
         # the run stopped early (steady state or divergence): save the count asked for over
@@ -308,7 +287,7 @@ def simulate(
         ts = jnp.asarray(np.linspace(t0, t_stop, int(saveat)), dtype)
         if grid is not None:
             grid = jnp.asarray(step_grid(float(t0), t_stop, float(dt0), jumps), dtype)
-        out["saved"] = solve(t_stop, ts, grid, progress)["saved"]
+        out["saved"] = solve(t_stop, ts, grid)["saved"]
     return _trajectory(out, circuit, had_batch, rtol, atol, steady_state, jumps)
 
 

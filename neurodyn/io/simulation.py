@@ -23,7 +23,8 @@ import numpy as np
 from .. import __version__
 from ..core.equilibrium import approximations, checks, fixed_point
 from ..core.plasticity import Frozen, Plastic
-from ..core.simulate import batch_inputs, batched_vector_field, jumps_within, rate_along, simulate
+from ..core.batching import batch_inputs, batched_vector_field
+from ..core.simulate import jumps_within, rate_along, simulate
 from .model import Model
 from .plots import convergence_plot, weights_plot
 from .results import json_writer, npz_writer, shown_path, write_outputs
