@@ -279,18 +279,6 @@ def numpy_newton(W, B, alpha, delta_out, tol=NEWTON_STEP_TOL, max_iters=REFERENC
 
 
 # ---- timing ------------------------------------------------------------------------
-@dataclass
-class Run:
-    """One method's output on one case, with its timing."""
-
-    delta0: np.ndarray
-    valid: np.ndarray  # finite and settled (baseline), stable (fixed_point), converged (simulate)
-    seconds: float
-    compile_s: float
-    note: str
-    errors_over_valid_only: bool = False
-
-
 def timed(fn, *args):
     t = time.perf_counter()
     out = fn(*args)

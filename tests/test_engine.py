@@ -82,6 +82,22 @@ def test_saved_points_spread_over_the_run_to_steady_state():
     assert listed.ts[:2].tolist() == [0.0, 1.0] and listed.ts[-1] == pytest.approx(listed.t_final) and len(listed.ts) == 3
 
 
+def test_fixed_point_horizon_grows_until_the_dynamics_rest():
+    """A slow unit (k = 0.01) is at rest only at t ~ 921 (rate k |x*| exp(-k t) below
+    atol + rtol |x*|): with no t1 the ODE route extends 200 -> 400 -> 800 -> 1600 and stops
+    there, one trajectory from 0; a t1 the caller sets is kept (t1_reached, not converged)."""
+    c = _relax(n=2, k=(0.01, 1.0))
+    target = {"target": jnp.asarray([1.0, 1.0])}
+    eq = nd.fixed_point(c, target, method="ode", saveat=11)
+    t_rest = np.log(0.01 / (1e-9 + 1e-6)) / 0.01
+    tr = eq.trajectory
+    assert eq.all_converged and tr.reason == "steady_state" and t_rest <= tr.t_final < t_rest + 50
+    assert tr.ts[0] == 0.0 and np.all(np.diff(tr.ts) > 0) and tr.ts[-1] == pytest.approx(tr.t_final)
+    np.testing.assert_allclose(tr.ys["x"][:, 0], 1 - np.exp(-0.01 * tr.ts), atol=1e-6)  # the joined segments are one solution
+    kept = nd.fixed_point(c, target, method="ode", t1=200.0)
+    assert kept.trajectory.reason == "t1_reached" and not kept.all_converged
+
+
 def test_euler_fixed_step_and_fixed_point_newton():
     c = _relax()
     target = jnp.asarray([0.3, -0.4, 0.5])

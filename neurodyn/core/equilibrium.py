@@ -25,7 +25,7 @@ import optimistix as optx
 
 from .circuit import Circuit, LoopJacobian, flatten
 from .batching import batch_inputs, batched_vector_field, sample_max_abs
-from .simulate import Horizon, SolveOptions, Trajectory, _solve, make_solver, simulate
+from .simulate import Horizon, SolveOptions, Trajectory, _solve, make_solver, simulate, simulate_to_rest
 from .stability import spectral_abscissa
 
 METHODS = ("ode", "equilibrium")
@@ -197,8 +197,10 @@ def fixed_point(
     """The fixed point of ``circuit`` for every sample of ``inputs``.
 
     Arguments:
-        method: ``"ode"`` (integrate with ``simulate_kwargs``, then polish) or
-            ``"equilibrium"`` (Newton on the reduced equation from the initial state).
+        method: ``"ode"`` (integrate with ``simulate_kwargs``, then polish; without a
+            ``t1`` the horizon grows until the dynamics are at rest,
+            :func:`~neurodyn.core.simulate.simulate_to_rest`) or ``"equilibrium"``
+            (Newton on the reduced equation from the initial state).
         tol: residual tolerance for ``converged``: ``max|dy/dt| <= tol * max(1, max|y|)``;
             default 1e-9 in float64, 1e-4 in float32.
         newton_rtol: Newton's relative step tolerance; default by the state's dtype
@@ -212,7 +214,9 @@ def fixed_point(
     binputs, _, had_batch = batch_inputs(circuit, inputs)
     traj = None
     if method == "ode":
-        traj = simulate(circuit, inputs, **simulate_kwargs)
+        # a horizon the caller did not set grows until the dynamics are at rest
+        run = simulate if "t1" in simulate_kwargs else simulate_to_rest
+        traj = run(circuit, inputs, **simulate_kwargs)
         start = {k: jnp.asarray(v if had_batch else v[None]) for k, v in traj.final.items()}
     elif start is None:
         start = jax.vmap(circuit.init_state)(binputs)

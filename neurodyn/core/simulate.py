@@ -83,6 +83,23 @@ class Trajectory:
     def all_converged(self) -> bool:
         return bool(np.all(self.converged))
 
+    def then(self, later: "Trajectory") -> "Trajectory":
+        """This trajectory continued by ``later``, which starts where this one ended."""
+        cut = 1 if len(later.ts) and later.ts[0] <= self.ts[-1] else 0  # the shared point once
+        return Trajectory(
+            ts=np.concatenate([self.ts, later.ts[cut:]]),
+            ys={k: np.concatenate([v, later.ys[k][cut:]]) for k, v in self.ys.items()},
+            final=later.final,
+            t_final=later.t_final,
+            num_steps=self.num_steps + later.num_steps,
+            num_rejected_steps=self.num_rejected_steps + later.num_rejected_steps,
+            reason=later.reason,
+            residual=later.residual,
+            converged=later.converged,
+            batched=self.batched,
+            jump_times=self.jump_times + later.jump_times,
+        )
+
 
 def make_solver(name: str):
     if name in ADAPTIVE_SOLVERS:
@@ -289,6 +306,29 @@ def simulate(
             grid = jnp.asarray(step_grid(float(t0), t_stop, float(dt0), jumps), dtype)
         out["saved"] = solve(t_stop, ts, grid)["saved"]
     return _trajectory(out, circuit, had_batch, rtol, atol, steady_state, jumps)
+
+
+#: :func:`simulate_to_rest` extends a run that is still moving at ``t1`` this many times,
+#: each time by as long again as it has run (200 -> 12,800 with the defaults)
+HORIZON_DOUBLINGS = 6
+
+
+def simulate_to_rest(circuit: Circuit, inputs: Mapping[str, jax.Array], *, t0: float = 0.0, t1: float = 200.0, max_steps: int = 100_000, **kwargs) -> Trajectory:
+    """:func:`simulate` to steady state with a horizon that grows: a run that reaches ``t1``
+    still moving (neither at rest nor diverged) goes on from where it stopped for as long
+    again, up to :data:`HORIZON_DOUBLINGS` times, with ``max_steps`` for all segments
+    together. The segments share one compiled solve; the trajectory returned joins them.
+    Without the steady-state stop, or with a list of save times, it is :func:`simulate`."""
+    traj = simulate(circuit, inputs, t0=t0, t1=t1, max_steps=max_steps, **kwargs)
+    if not kwargs.get("steady_state", True) or not (kwargs.get("saveat") is None or np.isscalar(kwargs["saveat"])):
+        return traj
+    for _ in range(HORIZON_DOUBLINGS):
+        left = max_steps - traj.num_steps
+        if traj.reason != "t1_reached" or left <= 0:
+            break
+        more = simulate(circuit, inputs, t0=traj.t_final, t1=2 * traj.t_final - t0, max_steps=left, y0=traj.final, **kwargs)
+        traj = traj.then(more)
+    return traj
 
 
 def _trajectory(out, circuit, had_batch, rtol, atol, steady_state, jumps=()) -> Trajectory:
