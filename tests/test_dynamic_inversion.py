@@ -272,6 +272,20 @@ def test_declared_loop_jacobians_are_the_reduced_residuals_jacobians():
     assert same_spectrum(np.asarray(c.eigenvalues(state, x)), dense)
 
 
+def test_loop_product_by_outer_products_and_directly_agree(monkeypatch):
+    """``left diag(gain) right`` from the stacked outer products and, past the size limit,
+    directly: both the plain product, per sample under vmap."""
+    from neurodyn.core import circuit as core_circuit
+
+    rng = np.random.default_rng(3)
+    left, right, gains = rng.normal(size=(4, 9)), rng.normal(size=(9, 4)), rng.normal(size=(5, 9))
+    expected = np.einsum("ij,sj,jk->sik", left, gains, right)
+    batched = jax.vmap(core_circuit.loop_product, in_axes=(None, 0, None))
+    np.testing.assert_allclose(np.asarray(batched(left, gains, right)), expected, rtol=1e-12)
+    monkeypatch.setattr(core_circuit, "LOOP_PRODUCT_MAX_ENTRIES", 0)
+    np.testing.assert_allclose(np.asarray(batched(left, gains, right)), expected, rtol=1e-12)
+
+
 def test_unstable_feedback_is_reported_not_returned():
     """B = +W^T makes S24 unstable: the solve stops with reason 'diverged', converged False."""
     rng = np.random.default_rng(12)

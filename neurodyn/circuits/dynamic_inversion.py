@@ -19,13 +19,9 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
-from ..core.circuit import BlockMatrix, KindInfo, LoopJacobian, ReducedBlock, register
+from ..core.circuit import BlockMatrix, KindInfo, LoopJacobian, ReducedBlock, loop_product, register
 from ..core.nonlinearities import Nonlinearity
 from ..core.stability import two_block_eigenvalues_of_product
-
-#: ``_loop_product`` forms ``W D B`` as ``g' @ K`` while ``K`` (d_{l-1} d_l^2 entries) has at
-#: most this many entries (128 MiB in float64)
-LOOP_PRODUCT_MAX_ENTRIES = 2**24
 from ._common import CONTROLLER_OPTION_DOCS, ControllerOptions, LayerStack, error_spec, feedback_specs, forward_specs, layer_nonlinearities, preactivation_specs, relative_error, stack_array_docs
 
 
@@ -139,9 +135,8 @@ class DynamicInversion(LayerStack):
 
     def _loop_product(self, l, state):
         """The smaller loop product of layer l: ``W_l D B_l`` (d_l x d_l) or ``B_l W_l D``
-        (d_{l-1} x d_{l-1}), ``D = diag(g'(delta_{l-1}))`` (identity when linearized). The
-        first is formed as ``g' @ K`` with ``K[j] = outer(W[:, j], B[j, :])``, one product
-        for a whole batch, without a ``W D`` per sample."""
+        (d_{l-1} x d_{l-1}), ``D = diag(g'(delta_{l-1}))`` (identity when linearized); the
+        first by :func:`~neurodyn.core.circuit.loop_product`, one product for a batch."""
         W, B = self.W[l - 1], self.B[l - 1]
         if self.linearized:
             return W @ B if W.shape[0] <= W.shape[1] else B @ W
@@ -149,9 +144,7 @@ class DynamicInversion(LayerStack):
         d1, d0 = W.shape
         if d1 > d0:
             return (B @ W) * slopes[None, :]
-        if d0 * d1 * d1 <= LOOP_PRODUCT_MAX_ENTRIES:
-            return (slopes @ (W.T[:, :, None] * B[:, None, :]).reshape(d0, d1 * d1)).reshape(d1, d1)
-        return (W * slopes[None, :]) @ B
+        return loop_product(W, slopes, B)
 
     # ---- reduced equilibrium: the controllers u_1..u_L ---------------------------
     def reduce(self, state):

@@ -53,6 +53,22 @@ class KindInfo:
     state: str = ""
 
 
+#: :func:`loop_product` forms ``left diag(gain) right`` as ``gain @ K`` while ``K`` has at
+#: most this many entries (128 MiB in float64), else directly
+LOOP_PRODUCT_MAX_ENTRIES = 2**24
+
+
+def loop_product(left: jax.Array, gain: jax.Array, right: jax.Array) -> jax.Array:
+    """``left @ diag(gain) @ right`` (m x m) for one sample, ``left`` m x k and ``right``
+    k x m the same for every sample. Formed as ``gain @ K`` with ``K[j] = outer(left[:, j],
+    right[j, :])`` (k m^2 entries, built once): under ``vmap`` every sample's product is then
+    one matrix product, without a ``left diag(gain)`` per sample."""
+    m, k = left.shape
+    if k * m * m > LOOP_PRODUCT_MAX_ENTRIES:
+        return (left * gain[None, :]) @ right
+    return (gain @ (left.T[:, :, None] * right[:, None, :]).reshape(k, m * m)).reshape(m, m)
+
+
 @dataclass(frozen=True)
 class LoopJacobian:
     """The Jacobian of a block's residual in its own unknowns ``u`` (one sample), declared
@@ -60,8 +76,8 @@ class LoopJacobian:
     whose only state dependence is their slopes (``W diag(g'(B u)) B - alpha I`` for a
     dynamic-inversion layer). ``left`` (m x k), ``right`` (k x m) and ``shift`` are the same
     for every sample; ``gain(z, inputs)`` gives the ``k`` slopes from one sample's full
-    reduced vector ``z``. The engine then builds every sample's Jacobian from one matrix
-    product, ``gains @ K`` with ``K[j] = outer(left[:, j], right[j, :])``."""
+    reduced vector ``z``. The engine then builds every sample's Jacobian with
+    :func:`loop_product`, one matrix product for the batch."""
 
     left: Any
     right: Any

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
 
-from .circuit import Circuit, LoopJacobian, flatten
+from .circuit import Circuit, LoopJacobian, flatten, loop_product
 from .batching import batch_inputs, batched_vector_field, sample_max_abs
 from .simulate import Horizon, SolveOptions, Trajectory, _solve, make_solver, simulate, simulate_to_rest
 from .stability import spectral_abscissa
@@ -105,20 +105,15 @@ def _chord_shared(residual, z0, args, rtol, atol, max_steps):
     return z, steps
 
 
-#: a LoopJacobian block builds its Jacobians from one product with a (k, m*m) matrix
-#: while that matrix has at most this many entries (else per-sample autodiff)
-LOOP_JACOBIAN_MAX_ENTRIES = 2**24
-
-
 def _newton_loop(residual, jac: LoopJacobian, lo: int, hi: int, z0, args, rtol, atol, max_steps):
     """Newton for the whole batch at once on a block with a :class:`LoopJacobian`: each
-    iteration forms every sample's Jacobian ``left diag(gain) right + shift I`` as one
-    matrix product ``gains @ K`` and solves them in one batched call. It stops when every
+    iteration forms every sample's Jacobian ``left diag(gain) right + shift I`` with
+    :func:`~.circuit.loop_product` (one matrix product for the batch) and solves them in
+    one batched call. It stops when every
     sample's step satisfies ``|dz| <= atol + rtol |z|`` (as optimistix's Newton does), or
     after ``max_steps``. ``args`` is ``(z, inputs)`` batched; the block is ``z[:, lo:hi]``."""
-    m = z0.shape[1]
-    K = (jac.left.T[:, :, None] * jac.right[:, None, :]).reshape(jac.left.shape[1], m * m)
-    eye = jnp.eye(m, dtype=z0.dtype)
+    eye = jnp.eye(z0.shape[1], dtype=z0.dtype)
+    jacobians = jax.vmap(loop_product, in_axes=(None, 0, None))
     batched = jax.vmap(residual)
 
     def gains(z):
@@ -130,7 +125,7 @@ def _newton_loop(residual, jac: LoopJacobian, lo: int, hi: int, z0, args, rtol, 
 
     def step(carry):
         z, _, k = carry
-        J = (gains(z) @ K).reshape(-1, m, m) + jac.shift * eye
+        J = jacobians(jac.left, gains(z), jac.right) + jac.shift * eye
         dz = -jnp.linalg.solve(J, batched(z, args)[..., None])[..., 0]
         z = z + dz
         scaled = jnp.abs(dz) / (atol + rtol * jnp.abs(z))
@@ -157,9 +152,8 @@ def _newton(circuit: Circuit, inputs, z0, rtol, atol, max_steps):
                 zfull, inp = arg
                 return circuit.reduced_residual(jnp.concatenate([zfull[:lo], zk, zfull[hi:]]), inp)[lo:hi]
 
-            jac = block.jacobian
-            if jac is not None and jac.left.shape[1] * (hi - lo) ** 2 <= LOOP_JACOBIAN_MAX_ENTRIES:
-                zk, k = _newton_loop(residual, jac, lo, hi, z[:, lo:hi], (z, inputs), rtol, atol, max_steps)
+            if block.jacobian is not None:
+                zk, k = _newton_loop(residual, block.jacobian, lo, hi, z[:, lo:hi], (z, inputs), rtol, atol, max_steps)
             else:
                 solve = _chord_shared if block.shared_jacobian else _newton_per_sample
                 zk, k = solve(residual, z[:, lo:hi], (z, inputs), rtol, atol, max_steps)
