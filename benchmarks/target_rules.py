@@ -36,9 +36,7 @@ Timings on a shared machine are noisy; compare the ratios within one run.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 
@@ -52,10 +50,11 @@ from neurodyn.learning.metrics import alignment, target_metrics  # noqa: E402
 from neurodyn.learning.network import init_network  # noqa: E402
 from neurodyn.learning.optimizer import SGD  # noqa: E402
 from neurodyn.learning.rules import make_rule  # noqa: E402
-from neurodyn.learning.train import batches, run_steps  # noqa: E402
+from neurodyn.learning.train import batches  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mnist_data import load_data  # noqa: E402
+from rule_timing import best_time, report, time_rules  # noqa: E402
 
 SIZES = [784, 256, 256, 256, 256, 256, 10]
 NONLINEARITIES = ["tanh"] * 5 + ["softmax"]
@@ -67,36 +66,12 @@ GOAL_COST_VS_BP = 3.0
 GOAL_ANALYSIS_S = 2.0
 
 
-def best_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def training(names, net, xs, ts, repeats: int) -> dict:
-    """Per rule: compile seconds and best seconds for the scan over ``xs``; repeats
-    interleaved across rules so that load drift hits all of them alike."""
-    opt = SGD(lr=LR, batch_size=BATCH)
-    compiled, out = {}, {}
-    for name in names:
-        rule, _ = make_rule(name, net, seed=0, lr=LR)
-        start = time.perf_counter()
-        fn = run_steps.lower(rule, net, LOSS, opt, xs, ts).compile()
-        compiled[name] = (fn, rule)
-        out[name] = {"compile_s": time.perf_counter() - start, "times": []}
-    for _ in range(repeats):
-        for name, (fn, rule) in compiled.items():
-            out[name]["times"].append(best_time(lambda fn=fn, rule=rule: fn(rule, net, LOSS, opt, xs, ts), 1))
-    samples = xs.shape[0] * xs.shape[1]
-    for name, row in out.items():
-        row["best_s"] = min(row.pop("times"))
-        row["samples_per_s"] = samples / row["best_s"]
-        row["us_per_sample"] = 1e6 * row["best_s"] / samples
+    """Per rule: compile seconds and best seconds for the scan over ``xs`` (``rule_timing``)."""
+    rules = {name: make_rule(name, net, seed=0, lr=LR)[0] for name in names}
+    out = time_rules(rules, net, LOSS, SGD(lr=LR, batch_size=BATCH), xs, ts, repeats, baseline="bp")
     for row in out.values():
-        row["cost_vs_bp"] = row["best_s"] / out["bp"]["best_s"]
+        row["cost_vs_bp"] = row.pop("cost_vs")
     return out
 
 
@@ -150,12 +125,8 @@ def main(argv=None) -> int:
 
     goals = {name: train[name]["cost_vs_bp"] <= GOAL_COST_VS_BP for name in ("dtp", "ddtp_linear") if name in train}
     goals["analysis"] = probe["total_best_s"] <= GOAL_ANALYSIS_S
-    print("\ngoals: " + ", ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in goals.items()))
-    if args.json:
-        report = {"data": source, "steps": args.steps, "batch": BATCH, "probes": args.probes, "training": train, "analysis": probe, "goals": goals,
-                  "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "jax": jax.__version__, "device": jax.devices()[0].platform}}
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
+    record = {"data": source, "steps": args.steps, "batch": BATCH, "probes": args.probes, "training": train, "analysis": probe}
+    report(goals, record, args.json)
     return 0
 
 

@@ -233,14 +233,21 @@ def test_layer_by_layer_newton_equals_the_joint_newton(controller, g):
     blocks = c.reduced_blocks()
     assert [(b.start, b.stop) for b in blocks] == [(19, 22), (13, 19), (9, 13), (0, 9)]
     assert all(b.shared_jacobian == (controller == "linearized" or g == "linear") for b in blocks)
-    assert all((b.jacobian is None) == b.shared_jacobian for b in blocks)
+    x = inputs(rng, c, batch=6)
+    one, z = {k: v[0] for k, v in x.items()}, jnp.asarray(rng.normal(size=sum(c.sizes[1:])))
+    for b in blocks:
+        # a shared block declares its one Jacobian (W_l B_l - alpha I), a nonlinear one its slopes
+        assert b.jacobian is not None and (b.jacobian.gain is None) == b.shared_jacobian
+        if b.shared_jacobian:
+            lo, hi = b.start, b.stop
+            auto = jax.jacfwd(lambda zk: c.reduced_residual(z.at[lo:hi].set(zk), one)[lo:hi])(z[lo:hi])
+            np.testing.assert_allclose(np.asarray(b.jacobian.constant()), np.asarray(auto), rtol=1e-12, atol=1e-14)
 
     class Joint(type(c)):
         def reduced_blocks(self):
             return None
 
     joint = Joint(W=c.W, B=c.B, alpha=c.alpha, g=c.g, controller=controller)
-    x = inputs(rng, c, batch=6)
     a = nd.fixed_point(c, x, method="equilibrium")
     b = nd.fixed_point(joint, x, method="equilibrium")
     assert a.all_converged and b.all_converged

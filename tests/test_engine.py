@@ -88,14 +88,30 @@ def test_fixed_point_horizon_grows_until_the_dynamics_rest():
     there, one trajectory from 0; a t1 the caller sets is kept (t1_reached, not converged)."""
     c = _relax(n=2, k=(0.01, 1.0))
     target = {"target": jnp.asarray([1.0, 1.0])}
-    eq = nd.fixed_point(c, target, method="ode", saveat=11)
+    eq = nd.fixed_point(c, target, method="ode", saveat=11, rtol=1e-6, atol=1e-9)
     t_rest = np.log(0.01 / (1e-9 + 1e-6)) / 0.01
     tr = eq.trajectory
     assert eq.all_converged and tr.reason == "steady_state" and t_rest <= tr.t_final < t_rest + 50
     assert tr.ts[0] == 0.0 and np.all(np.diff(tr.ts) > 0) and tr.ts[-1] == pytest.approx(tr.t_final)
     np.testing.assert_allclose(tr.ys["x"][:, 0], 1 - np.exp(-0.01 * tr.ts), atol=1e-6)  # the joined segments are one solution
-    kept = nd.fixed_point(c, target, method="ode", t1=200.0)
+    kept = nd.fixed_point(c, target, method="ode", t1=200.0, rtol=1e-6, atol=1e-9)
     assert kept.trajectory.reason == "t1_reached" and not kept.all_converged
+
+
+def test_fixed_point_ode_hands_over_to_newton_at_a_loose_tolerance():
+    """Without rtol, the ODE route integrates only until its steady-state test passes at
+    HANDOFF_RTOL (rate below 1e-6 + 1e-3 |x*| for x' = k (target - x): t = ln(k / 1.001e-3) / k
+    per unit), then Newton sets the accuracy: the same fixed point as a tight integration,
+    in fewer steps."""
+    c = _relax(n=2, k=(0.05, 1.0))
+    target = {"target": jnp.asarray([1.0, 1.0])}
+    loose = nd.fixed_point(c, target, method="ode")
+    tight = nd.fixed_point(c, target, method="ode", rtol=1e-8, atol=1e-11)
+    t_handoff = np.log(0.05 / (1e-6 + 1e-3)) / 0.05
+    assert loose.all_converged and t_handoff <= loose.trajectory.t_final < t_handoff + 20
+    assert loose.trajectory.num_steps < tight.trajectory.num_steps
+    np.testing.assert_allclose(loose.state["x"], [1.0, 1.0], rtol=0, atol=1e-14)
+    np.testing.assert_allclose(tight.state["x"], loose.state["x"], rtol=0, atol=1e-14)
 
 
 def test_euler_fixed_step_and_fixed_point_newton():

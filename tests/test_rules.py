@@ -9,7 +9,7 @@ import pytest
 
 from neurodyn.learning.losses import loss_value, output_error
 from neurodyn.learning.network import init_network
-from neurodyn.learning.rules import BP, DFA, DI, FA, NDI, PBP, SLDI, ndi_matrix
+from neurodyn.learning.rules import BP, DFA, DI, FA, NDI, PBP, SLDI, ndi_apply, ndi_matrix
 
 from helpers import rel
 
@@ -76,6 +76,18 @@ def test_ndi_matrix_push_through_for_expanding_layers():
     W, B = rng.normal(size=(8, 5)), rng.normal(size=(5, 8))
     direct = B @ np.linalg.inv(W @ B - 0.1 * np.eye(8))
     assert rel(ndi_matrix(jnp.asarray(W), jnp.asarray(B), 0.1), direct) < 1e-10
+
+
+@pytest.mark.parametrize("shape", [(8, 5), (5, 8)])
+def test_ndi_apply_is_the_matrix_applied_to_each_sample(shape):
+    """Expanding and contracting layers, a batch of rows and one row: solving with the
+    errors gives ``delta M^T`` of the formed matrix (inverse by numpy)."""
+    rng = np.random.default_rng(4)
+    W, B = rng.normal(size=shape), rng.normal(size=shape[::-1])
+    M = B @ np.linalg.inv(W @ B - 0.1 * np.eye(shape[0]))
+    delta = rng.normal(size=(3, shape[0]))
+    assert rel(ndi_apply(jnp.asarray(W), jnp.asarray(B), 0.1, jnp.asarray(delta)), delta @ M.T) < 1e-10
+    assert rel(ndi_apply(jnp.asarray(W), jnp.asarray(B), 0.1, jnp.asarray(delta[0])), delta[0] @ M.T) < 1e-10
 
 
 @pytest.mark.parametrize("controller", ["nonlinear", "linearized"])
@@ -169,6 +181,8 @@ def test_pbp_matrix_is_the_moore_penrose_inverse(shape):
     net = _net([shape[1], shape[0], 2], ["tanh", "linear"])
     net = eqx.tree_at(lambda n: n.W[0], net, jnp.asarray(W))
     np.testing.assert_allclose(np.asarray(PBP().matrix(net, 1)), np.linalg.pinv(W), atol=1e-10)
+    delta = rng.normal(size=(3, shape[0]))  # the signal by a solve with the errors, not the matrix
+    np.testing.assert_allclose(np.asarray(PBP().propagate(net, 1, jnp.asarray(delta))), delta @ np.linalg.pinv(W).T, atol=1e-10)
 
 
 def test_sldi_feedback_is_minus_the_product_of_sequential_feedback():

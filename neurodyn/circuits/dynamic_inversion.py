@@ -173,7 +173,8 @@ class DynamicInversion(LayerStack):
         for l in range(self.L, 0, -1):
             lo, hi = int(ends[l - 1]), int(ends[l])
             if self.linearized or self.g[l - 1].name == "linear":
-                blocks.append(ReducedBlock(lo, hi, shared_jacobian=True))
+                loop = LoopJacobian(self.W[l - 1], self.B[l - 1], -self.alpha)  # no slopes: W_l B_l - alpha I
+                blocks.append(ReducedBlock(lo, hi, shared_jacobian=True, jacobian=loop))
                 continue
             B, g = self.B[l - 1], self.g[l - 1]
             slopes = lambda z, inputs, B=B, g=g, lo=lo, hi=hi: g.deriv(B @ z[lo:hi])  # noqa: E731  (g'(delta_{l-1}))

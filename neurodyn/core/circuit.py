@@ -77,12 +77,20 @@ class LoopJacobian:
     dynamic-inversion layer). ``left`` (m x k), ``right`` (k x m) and ``shift`` are the same
     for every sample; ``gain(z, inputs)`` gives the ``k`` slopes from one sample's full
     reduced vector ``z``. The engine then builds every sample's Jacobian with
-    :func:`loop_product`, one matrix product for the batch."""
+    :func:`loop_product`, one matrix product for the batch. ``gain = None`` declares a loop
+    without slopes (a linear readout): the Jacobian ``left @ right + shift * I`` is then the
+    same for every sample and state (:meth:`constant`)."""
 
     left: Any
     right: Any
     shift: float
-    gain: Any  # Callable[[z, inputs], jax.Array]
+    gain: Any = None  # Callable[[z, inputs], jax.Array] | None
+
+    def constant(self) -> jax.Array:
+        """``left @ right + shift * I``: the Jacobian of a loop declared without ``gain``."""
+        if self.gain is not None:
+            raise ValueError("this loop's Jacobian depends on the state (it declares a gain)")
+        return self.left @ self.right + self.shift * jnp.eye(self.left.shape[0], dtype=self.left.dtype)
 
 
 @dataclass(frozen=True)
@@ -92,7 +100,9 @@ class ReducedBlock:
     residual is affine in its own unknowns with a Jacobian that depends on neither the
     state nor the inputs, so one factorisation serves every sample of a batch;
     ``jacobian`` declares a :class:`LoopJacobian`, whose structure the engine uses to build
-    the batch's Jacobians at once instead of differentiating each sample."""
+    the batch's Jacobians at once instead of differentiating each sample (with
+    ``shared_jacobian``, a loop without gain: the one Jacobian is then formed from it,
+    not differentiated)."""
 
     start: int
     stop: int

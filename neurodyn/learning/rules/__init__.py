@@ -7,7 +7,7 @@ defines a :class:`Rule` subclass decorated with ``@register_rule``.
 import importlib
 import pkgutil
 
-from .base import RULES, CircuitRule, LayerwiseRule, Rule, RuleOptions, SignalRule, get_rule, make_rule, ndi_matrix, register_rule
+from .base import RULES, CircuitRule, LayerwiseRule, Rule, RuleOptions, SignalRule, get_rule, make_rule, ndi_apply, ndi_matrix, register_rule
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
@@ -34,7 +34,7 @@ from .tp_exact import TPExact  # noqa: E402
 
 __all__ = [
     "RULES", "Rule", "RuleOptions", "SignalRule", "LayerwiseRule", "CircuitRule", "get_rule", "make_rule", "register_rule",
-    "ndi_matrix", "BP", "FA", "DFA", "PBP", "NDI", "DI", "SLDI",
+    "ndi_matrix", "ndi_apply", "BP", "FA", "DFA", "PBP", "NDI", "DI", "SLDI",
     "TargetRule", "LearnedTargetRule", "GaussNewtonTargets", "TPExact", "TP", "DTP", "DTPDRL", "DDTPLinear", "DDTPRHL",
     "DDTPControl", "SDTP", "AOSDTP", "DTPBengio",
 ]

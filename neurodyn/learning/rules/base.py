@@ -223,11 +223,17 @@ class LayerwiseRule(SignalRule):
     def matrix(self, network, l: int):
         """``M_l`` (``d_{l-1} x d_l``) for layer ``l = 2..L``."""
 
+    def propagate(self, network, l: int, delta):
+        """``delta_l M_l^T`` for the errors ``delta_l`` (a row per sample). Rules whose
+        ``M_l`` is a small inverse times a wide matrix override this to solve for the
+        batch's errors instead of forming ``M_l`` (one right-hand side per sample, not
+        ``d_{l-1}`` of them)."""
+        return delta @ self.matrix(network, l).T
+
     def signals(self, network, fwd, delta_L):
         deltas = [delta_L]
         for l in range(network.L, 1, -1):
-            M = self.matrix(network, l)
-            deltas.append((deltas[-1] @ M.T) * network.s[l - 2].deriv(fwd.a[l - 2]))
+            deltas.append(self.propagate(network, l, deltas[-1]) * network.s[l - 2].deriv(fwd.a[l - 2]))
         return tuple(reversed(deltas))
 
 
@@ -238,6 +244,19 @@ def ndi_matrix(W, B, alpha):
     if d_out > d_in:
         return jnp.linalg.solve(B @ W - alpha * jnp.eye(d_in, dtype=W.dtype), B)
     return jnp.linalg.solve((W @ B - alpha * jnp.eye(d_out, dtype=W.dtype)).T, B.T).T
+
+
+def ndi_apply(W, B, alpha, delta):
+    """``delta @ ndi_matrix(W, B, alpha).T`` for errors ``delta`` (rows, any leading axes)
+    without forming the matrix: ``B u`` with ``(W B - alpha I) u = delta``, or
+    ``(B W - alpha I)^{-1} B delta`` when ``d_l > d_{l-1}``."""
+    d_out, d_in = W.shape
+    rows = delta.reshape(-1, d_out).T
+    if d_out > d_in:
+        out = jnp.linalg.solve(B @ W - alpha * jnp.eye(d_in, dtype=W.dtype), B @ rows)
+    else:
+        out = B @ jnp.linalg.solve(W @ B - alpha * jnp.eye(d_out, dtype=W.dtype), rows)
+    return out.T.reshape(*delta.shape[:-1], B.shape[0])
 
 
 class CircuitRule(SignalRule):

@@ -25,3 +25,15 @@ class PBP(LayerwiseRule):
         if W.shape[0] <= W.shape[1]:
             return jnp.linalg.solve(W @ W.T, W).T
         return jnp.linalg.solve(W.T @ W, W.T)
+
+    def propagate(self, network, l, delta):
+        """``delta_l (W_l^+)^T`` by one small solve with the batch's errors as right-hand
+        sides: ``(W W^T)^{-1} delta`` then ``W^T`` for a wide ``W_l``; ``(W^T W)^{-1} W^T delta``
+        for a tall one."""
+        W = network.W[l - 1]
+        rows = delta.reshape(-1, W.shape[0]).T
+        if W.shape[0] <= W.shape[1]:
+            out = W.T @ jnp.linalg.solve(W @ W.T, rows)
+        else:
+            out = jnp.linalg.solve(W.T @ W, W.T @ rows)
+        return out.T.reshape(*delta.shape[:-1], W.shape[1])
