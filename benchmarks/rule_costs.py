@@ -18,10 +18,12 @@ options:
   forms ``W diag(g') B`` for every sample.
 
 Reported per rule: ``build_s`` (drawing and stabilising the feedback), ``compile_s``
-(lowering and compiling the scan), microseconds per sample (best of ``--repeats``
-interleaved repeats) and the cost against BP and FA in the same run.
+(lowering and compiling the scan), ``eval_compile_s`` (compiling what the training
+harness measures at every evaluation, on 500 probe samples), microseconds per sample (best
+of ``--repeats`` interleaved repeats) and the cost against BP and FA in the same run.
 
-Goals (issue "honest speed", on the 2-core CPU): DI compiles in under 5 s; NDI costs at
+Goals (issue "honest speed", on the 2-core CPU): DI compiles (steps and evaluation
+together) in under 5 s; NDI costs at
 most 2x FA per sample; DI at most 1.5x BP per sample after compilation. The script prints
 whether they were met in this run.
 
@@ -42,10 +44,14 @@ import os
 import sys
 import time
 
+import equinox as eqx
 import jax
 
 jax.config.update("jax_enable_x64", True)
 
+import jax.numpy as jnp  # noqa: E402
+
+from neurodyn.learning.metrics import probe_metrics  # noqa: E402
 from neurodyn.learning.network import init_network  # noqa: E402
 from neurodyn.learning.optimizer import SGD  # noqa: E402
 from neurodyn.learning.rules import make_rule  # noqa: E402
@@ -67,6 +73,8 @@ RULES = {
     "di": ("di", dict(feedback="ssa", feedback_scale=0.01, leak=0.01, controller="linearized")),
     "di_nonlinear": ("di", dict(feedback="ssa", feedback_scale=0.01, leak=0.01, controller="nonlinear")),
 }
+#: the harness's evaluation samples (``eval_samples`` of experiments/fig4a_mnist)
+PROBES = 500
 GOAL_DI_COMPILE_S = 5.0
 GOAL_NDI_VS_FA = 2.0
 GOAL_DI_VS_BP = 1.5
@@ -82,10 +90,23 @@ def build(labels, net) -> tuple[dict, dict]:
     return rules, build_s
 
 
+def evaluation_compile_s(rules: dict, net, x, t) -> dict:
+    """Per rule, seconds to compile what the harness measures at every evaluation on its
+    probe samples (``probe_metrics``: angles to BP and Gauss-Newton, null-space fraction
+    on 100 samples, a circuit's steady state, the abscissae), for ``x``, ``t``."""
+    measure = eqx.filter_jit(probe_metrics)
+    out = {}
+    for label, rule in rules.items():
+        start = time.perf_counter()
+        measure.lower(rule, net, LOSS, x, t, gauss_newton=True, null_space=100).compile()
+        out[label] = time.perf_counter() - start
+    return out
+
+
 def goals(rows: dict) -> dict:
     out = {}
     if "di" in rows:
-        out["di compile < 5 s"] = rows["di"]["compile_s"] < GOAL_DI_COMPILE_S
+        out["di compile < 5 s"] = rows["di"]["compile_s"] + rows["di"]["eval_compile_s"] < GOAL_DI_COMPILE_S
         out["di <= 1.5x bp"] = rows["di"]["cost_vs_bp"] <= GOAL_DI_VS_BP
     if "ndi" in rows and "fa" in rows:
         out["ndi <= 2x fa"] = rows["ndi"]["best_s"] <= GOAL_NDI_VS_FA * rows["fa"]["best_s"]
@@ -113,14 +134,15 @@ def main(argv=None) -> int:
     rules, build_s = build(labels, net)
     opt = SGD(lr=LR, weight_decay=WEIGHT_DECAY, batch_size=1)
     rows = time_rules(rules, net, LOSS, opt, xs, ts, args.repeats, baseline="bp")
+    evaluation = evaluation_compile_s(rules, net, jnp.asarray(data.x_train[:PROBES]), jnp.asarray(data.t_train[:PROBES]))
     fa = rows.get("fa")
-    print("\n| rule | build s | compile s | us per sample | cost vs BP | cost vs FA |\n|---|---:|---:|---:|---:|---:|")
+    print("\n| rule | build s | compile s (steps) | compile s (evaluation) | us per sample | cost vs BP | cost vs FA |\n|---|---:|---:|---:|---:|---:|---:|")
     for label, row in rows.items():
-        row["build_s"] = build_s[label]
+        row["build_s"], row["eval_compile_s"] = build_s[label], evaluation[label]
         row["cost_vs_bp"] = row.pop("cost_vs")
         row["cost_vs_fa"] = row["best_s"] / fa["best_s"] if fa else None
         vs_fa = f"{row['cost_vs_fa']:.2f}x" if fa else "-"
-        print(f"| {label} | {row['build_s']:.2f} | {row['compile_s']:.2f} | {row['us_per_sample']:.0f} | {row['cost_vs_bp']:.2f}x | {vs_fa} |")
+        print(f"| {label} | {row['build_s']:.2f} | {row['compile_s']:.2f} | {row['eval_compile_s']:.2f} | {row['us_per_sample']:.0f} | {row['cost_vs_bp']:.2f}x | {vs_fa} |")
     report(goals(rows), {"data": data.source, "steps": args.steps, "repeats": args.repeats, "rules": rows}, args.json)
     return 0
 

@@ -3,6 +3,7 @@
 
 import equinox as eqx
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -339,3 +340,54 @@ def test_newton_tolerances_follow_the_precision():
     for k in e64.state:
         assert rel(e32.state[k], e64.state[k]) < 1e-4
     assert newton_tolerances(np.float64) == (1e-12, 1e-14) and newton_tolerances(np.float32)[0] > 1e-6
+
+
+def test_verification_in_chunks_keeps_every_sample_in_place(monkeypatch):
+    """A batch of 11 in chunks of 4 (two chunks and a rest of 3) gives each sample the
+    residual, scale and spectral abscissa it gets in one piece, in the same order."""
+    from neurodyn.core import equilibrium
+
+    rng = np.random.default_rng(5)
+    c = di(rng, [12, 4], g="tanh", leak=0.05, w=0.6)
+    x = inputs(rng, c, batch=11)
+    state = {k: jnp.asarray(rng.normal(size=(11, *s))) for k, s in c.state_shapes().items()}
+    whole = equilibrium._verify.__wrapped__(c, state, x)  # eager: the chunk size is read each call
+    monkeypatch.setattr(equilibrium, "VERIFY_CHUNK", 4)
+    chunked = equilibrium._verify.__wrapped__(c, state, x)
+    for a, b in zip(whole, chunked):
+        assert a.shape == (11,)
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-12)
+    assert len(set(np.round(np.asarray(whole[0]), 12))) == 11  # the samples differ: an order swap would show
+
+
+def _primitives(jaxpr) -> set:
+    """Every primitive of a jaxpr, sub-jaxprs (loops, branches) included."""
+    names = set()
+    for eqn in jaxpr.eqns:
+        names.add(eqn.primitive.name)
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+            names |= _primitives(sub)
+    return names
+
+
+def test_solve_fixed_point_falls_back_to_integration_only_where_newton_can_fail():
+    """The pure-JAX solve of the training steps: for the linearized controller (an affine
+    reduced equation) Newton is exact and the program holds no integration to fall back to
+    (no cond); for the nonlinear controller the fallback is there, and when Newton alone
+    fails (two steps allowed from rest) the batch is integrated first and still lands on
+    the fixed point of fixed_point."""
+    from neurodyn.core.equilibrium import solve_fixed_point
+
+    rng = np.random.default_rng(8)
+    W = rng.uniform(-0.01, 0.01, (10, 300))
+    for controller in ("linearized", "nonlinear"):
+        c = DynamicInversion(W=(jnp.asarray(W),), B=(jnp.asarray(-50 * W.T),), alpha=0.01, g=(parse("tanh"),), controller=controller)
+        x = inputs(rng, c, batch=5)
+        names = _primitives(jax.make_jaxpr(lambda xx: solve_fixed_point(c, xx))(x).jaxpr)
+        assert ("cond" in names) == (controller == "nonlinear")
+        reference = nd.fixed_point(c, x, method="equilibrium")
+        steps = 2 if controller == "nonlinear" else 64
+        state, _, converged = solve_fixed_point(c, x, newton_max_steps=steps)
+        assert np.all(np.asarray(converged)) and rel(state["delta_0"], reference.state["delta_0"]) <= 1e-10
+        if controller == "nonlinear":  # two Newton steps from rest alone do not converge: the fallback ran
+            assert not np.any(nd.fixed_point(c, x, method="equilibrium", newton_max_steps=steps).converged)

@@ -180,16 +180,28 @@ VERIFY_CHUNK = 1024
 
 @eqx.filter_jit
 def _verify(circuit: Circuit, state, inputs):
-    """Per sample: ``max|dy/dt|``, ``max|y|`` and the spectral abscissa of the Jacobian."""
+    """Per sample: ``max|dy/dt|``, ``max|y|`` and the spectral abscissa of the Jacobian;
+    a batch of at least twice :data:`VERIFY_CHUNK` samples in chunks of that many (and the
+    rest in one piece)."""
 
-    def chunk(sample):
-        y, inp = sample
+    def batch(y, inp):
         f = batched_vector_field(circuit)(0.0, y, inp)
         return sample_max_abs(f), sample_max_abs(y), spectral_abscissa(jax.vmap(circuit.eigenvalues)(y, inp))
 
-    # lax.map hands each chunk over without its batch axis: restore it for the batched helpers
-    one = lambda sample: jax.tree_util.tree_map(lambda x: x[0], chunk(jax.tree_util.tree_map(lambda x: x[None], sample)))  # noqa: E731
-    return jax.lax.map(one, (state, inputs), batch_size=VERIFY_CHUNK)
+    n = jax.tree_util.tree_leaves(state)[0].shape[0]
+    k = n // VERIFY_CHUNK
+    if k <= 1:
+        return batch(state, inputs)
+    whole = k * VERIFY_CHUNK
+
+    def chunk(i):  # sliced inside the loop: no copy of the batch
+        return batch(*jax.tree_util.tree_map(lambda x: jax.lax.dynamic_slice_in_dim(x, i * VERIFY_CHUNK, VERIFY_CHUNK), (state, inputs)))
+
+    out = [x.reshape(whole) for x in jax.lax.map(chunk, jnp.arange(k))]
+    if whole < n:
+        rest = batch(*jax.tree_util.tree_map(lambda x: x[whole:], (state, inputs)))
+        out = [jnp.concatenate([a, b]) for a, b in zip(out, rest)]
+    return tuple(out)
 
 
 def _resolve(rtol, atol, dtype) -> tuple[float, float]:
@@ -351,7 +363,11 @@ def solve_fixed_point(
     Returns ``(state, residual, converged)`` as arrays: ``converged`` requires a finite
     state with ``max|dy/dt| <= tol * max(1, max|y|)`` (``tol`` as in :func:`fixed_point`).
     ``method="ode"`` integrates to steady state with Tsit5 first, then polishes;
-    ``method="equilibrium"`` tries Newton first and integrates only when Newton fails.
+    ``method="equilibrium"`` tries Newton first and integrates only when Newton fails,
+    except where every reduced block is ``shared_jacobian`` (an affine reduced equation,
+    which Newton solves exactly: there is nothing to fall back to, and the integration
+    would cost its compilation in every program that solves, and its run time under
+    ``vmap``, where both branches of the choice are evaluated).
     """
     if method not in METHODS:
         raise ValueError(f"unknown fixed-point method '{method}' (choose from {', '.join(METHODS)})")
@@ -376,6 +392,9 @@ def solve_fixed_point(
 
     if method == "ode":
         return integrate_then_polish(None)
+    blocks = circuit.reduced_blocks()
+    if blocks is not None and all(b.shared_jacobian for b in blocks):
+        return polish(y0)
     # Newton from the initial state; where it fails for any sample (e.g. a saturated
     # nonlinearity far from the root), the batch is integrated first instead
     result = polish(y0)
