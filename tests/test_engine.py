@@ -1,5 +1,7 @@
 """The engine on a circuit with a known solution: dx/dt = -k (x - x*), x(0) = 0."""
 
+import math
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -47,6 +49,28 @@ def test_trajectory_matches_the_exponential():
     rate = rate_along(c, tr, {"target": target})
     expected = np.max(np.abs(np.asarray(c.k) * np.asarray(target)[None] * np.exp(-np.asarray(c.k) * tr.ts[:, None, None])), axis=2)
     assert np.allclose(rate, expected, rtol=1e-5, atol=1e-10)
+
+
+@pytest.mark.parametrize("solver", ["tsit5", "bosh3", "kvaerno5", "euler"])
+def test_every_solver_stops_at_rest_on_the_closed_form(solver):
+    """Explicit, implicit (their root finders given the controller's tolerances) and
+    fixed-step solvers stop once the slowest unit (k = 0.5) is at rest: rate 0.5 |x*|
+    exp(-0.5 t) <= 1e-9 + 1e-6 |x*|_max, at t ~ 25.4, a step or two late at most. Euler's
+    rate after n steps of dt is 0.5 (1 - 0.5 dt)^n; it reads the rate at a step's start,
+    so it stops one step after the first n that passes."""
+    c = _relax()
+    target = np.asarray([1.0, -2.0, 0.5])
+    dt = 0.05
+    tr = nd.simulate(c, {"target": jnp.asarray(target)}, t1=200.0, solver=solver, dt0=dt if solver == "euler" else None)
+    threshold = 1e-9 + 1e-6 * 2.0
+    if solver == "euler":
+        n = math.ceil(np.log(threshold / 0.5) / np.log(1 - 0.5 * dt))
+        assert tr.reason == "steady_state" and tr.num_steps == n + 1 and tr.t_final == pytest.approx((n + 1) * dt)
+    else:
+        t_rest = np.log(0.5 / threshold) / 0.5
+        assert tr.reason == "steady_state" and t_rest <= tr.t_final < t_rest + 3.0
+    assert np.all(tr.residual <= 1e-9 + 1e-6 * 2.0)
+    np.testing.assert_allclose(tr.final["x"], target, atol=1e-5)
 
 
 def test_steady_state_stops_when_the_slowest_unit_is_at_rest():
@@ -112,6 +136,35 @@ def test_fixed_point_ode_hands_over_to_newton_at_a_loose_tolerance():
     assert loose.trajectory.num_steps < tight.trajectory.num_steps
     np.testing.assert_allclose(loose.state["x"], [1.0, 1.0], rtol=0, atol=1e-14)
     np.testing.assert_allclose(tight.state["x"], loose.state["x"], rtol=0, atol=1e-14)
+
+
+class CountedRelax(Relax):
+    """Relax, counting the evaluations of its vector field (a host callback per call)."""
+
+    kind = "test_counted_relax"
+
+    def vector_field(self, t, state, inputs):
+        jax.debug.callback(lambda: EVALUATIONS.append(1))
+        return super().vector_field(t, state, inputs)
+
+
+EVALUATIONS: list = []
+
+
+@pytest.mark.parametrize("solver, per_step, dt0", [("tsit5", 6, None), ("euler", 1, 0.1)])
+def test_the_steady_state_test_evaluates_nothing_per_step(solver, per_step, dt0):
+    """Tsit5 evaluates 6 stages per step (its 7th is the next step's first), Euler 1; the
+    steady-state stop reads the rate the solver already has, so a run to rest evaluates the
+    vector field about per_step times per step (a few more to start and to report the
+    residual), not once more per step."""
+    c = CountedRelax(k=jnp.asarray([0.5, 1.0]), n=2)
+    kwargs = dict(t1=200.0, rtol=1e-6, atol=1e-9, solver=solver, dt0=dt0)
+    nd.simulate(c, {"target": jnp.asarray([1.0, -1.0])}, **kwargs)  # compile
+    EVALUATIONS.clear()
+    tr = nd.simulate(c, {"target": jnp.asarray([1.0, -1.0])}, **kwargs)
+    steps = tr.num_steps + tr.num_rejected_steps
+    assert tr.reason == "steady_state" and steps > 20
+    assert per_step * steps <= len(EVALUATIONS) <= per_step * steps + 4
 
 
 def test_euler_fixed_step_and_fixed_point_newton():

@@ -3,7 +3,9 @@
 The engine vmaps the circuit's *vector field* over a leading batch axis, so that one
 solve with one step sequence integrates every sample (much faster than vmapping the
 solve). The solve stops at steady state when every sample satisfies
-``max|dy/dt| <= atol + rtol * max|y|``, and stops early (with a reason) on divergence.
+``max|dy/dt| <= atol + rtol * max|y|``, and stops early (with a reason) on divergence. The
+rate is carried beside the state (:class:`RestRate`): taken from the solver's last stage
+(or the step's slope), so the test evaluates nothing more per step.
 
 Time-dependent circuits list the discontinuities of their vector field in
 ``circuit.jump_times()`` (phase switches, square gates; see ``core/schedules.py``). The
@@ -26,6 +28,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optimistix as optx
 
 from .batching import batch_inputs, batched_vector_field, sample_max_abs
 from .circuit import Circuit
@@ -129,6 +132,69 @@ def step_grid(t0: float, t1: float, dt0: float, jumps: Sequence[float]) -> np.nd
     return np.union1d(base[keep], special)
 
 
+class RestRate(dfx.AbstractWrappedSolver):
+    """Steps ``(state, rate, t_rate)``: the wrapped solver steps it (``rate`` and ``t_rate``
+    have derivative zero), then ``rate`` becomes every sample's ``max|dy/dt|`` at the
+    step's end ``t_rate``, read
+    from the solver's last stage where it keeps one for the next step (first same as last:
+    Tsit5, Dopri5, Bosh3, the Kvaerno methods), else the step's slope ``|y1 - y0| / h``
+    (for Euler, exactly the vector field at the step's start, one step late). The
+    steady-state event reads it, so the test costs no evaluation of the vector field;
+    ``t_rate`` tells it whether the rate was taken after the last jump of the vector
+    field (a rejected step keeps the old triple)."""
+
+    solver: dfx.AbstractSolver
+
+    @property
+    def term_structure(self):
+        return self.solver.term_structure
+
+    @property
+    def root_finder(self):
+        """An implicit solver's root finder (diffrax reads it to fill in its tolerances)."""
+        return self.solver.root_finder
+
+    @property
+    def interpolation_cls(self):  # pyright: ignore
+        return self.solver.interpolation_cls
+
+    def order(self, terms):
+        return self.solver.order(terms)
+
+    def error_order(self, terms):
+        return self.solver.error_order(terms)
+
+    def init(self, terms, t0, t1, y0, args):
+        return self.solver.init(terms, t0, t1, y0, args)
+
+    def func(self, terms, t0, y0, args):
+        return self.solver.func(terms, t0, y0, args)
+
+    def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
+        y1, y_error, dense_info, solver_state, result = self.solver.step(terms, t0, t1, y0, args, solver_state, made_jump)
+        last = solver_state[1] if isinstance(solver_state, tuple) and len(solver_state) == 2 else None
+        if last is not None and jax.tree_util.tree_structure(last) == jax.tree_util.tree_structure(y1):
+            rate = sample_max_abs(last[0])
+        else:
+            rate = sample_max_abs(jax.tree_util.tree_map(lambda a, b: (a - b) / (t1 - t0), y1[0], y0[0]))
+        return (y1[0], rate.astype(y1[1].dtype), jnp.asarray(t1, y1[2].dtype)), y_error, dense_info, solver_state, result
+
+
+def _state_norm(scaled):
+    """The step-size controller's error norm over the state alone (not the rate)."""
+    return optx.rms_norm(scaled[0])
+
+
+def _with_tolerances(solver: dfx.AbstractSolver, rtol: float, atol: float) -> dfx.AbstractSolver:
+    """An implicit solver (as :func:`make_solver` builds it) whose root finder is given the
+    step-size controller's tolerances explicitly, with the norm over the state alone:
+    diffrax's default takes them from the controller, which it cannot do through the
+    :class:`RestRate` wrapper."""
+    if not isinstance(solver, dfx.AbstractImplicitSolver):
+        return solver
+    return eqx.tree_at(lambda s: (s.root_finder.rtol, s.root_finder.atol, s.root_finder.norm), solver, (rtol, atol, _state_norm))
+
+
 class Horizon(eqx.Module):
     """Where one solve runs: from ``t0`` towards ``t1`` with a first step ``dt0`` (None: the
     controller picks it), saving at ``ts`` (or None), stepping to the sorted ``jump_ts``
@@ -163,18 +229,21 @@ def _solve(circuit: Circuit, inputs, y0, horizon: Horizon, options: SolveOptions
     """One diffrax solve of the batch, stopping at steady state or divergence (events)."""
     rtol, atol, jump_ts = options.rtol, options.atol, horizon.jump_ts
     f = batched_vector_field(circuit)
-    term = dfx.ODETerm(f)
+    # the state travels with every sample's rate at the last step's end (RestRate)
+    term = dfx.ODETerm(lambda t, y, args: (f(t, y[0], args), jnp.zeros_like(y[1]), jnp.zeros_like(y[2])))
+    leaf = jax.tree_util.tree_leaves(y0)[0]
+    y0 = (y0, jnp.full(leaf.shape[:1], jnp.inf, leaf.dtype), jnp.asarray(horizon.t0, leaf.dtype))
 
     def steady(t, y, args, **kw):
-        at_rest = jnp.all(sample_max_abs(f(t, y, args)) <= atol + rtol * sample_max_abs(y))
+        at_rest = jnp.all(y[1] <= atol + rtol * sample_max_abs(y[0]))
         if jump_ts is None:
             return at_rest
-        return jnp.logical_and(at_rest, t > jump_ts[-1])
+        return jnp.logical_and(at_rest, y[2] > jump_ts[-1])
 
     def diverged(t, y, args, **kw):
-        leaves = jax.tree_util.tree_leaves(y)
+        leaves = jax.tree_util.tree_leaves(y[0])
         finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
-        return jnp.logical_or(~finite, jnp.max(sample_max_abs(y)) > DIVERGENCE_THRESHOLD)
+        return jnp.logical_or(~finite, jnp.max(sample_max_abs(y[0])) > DIVERGENCE_THRESHOLD)
 
     conds = {"diverged": diverged}
     if options.steady_state:
@@ -182,7 +251,8 @@ def _solve(circuit: Circuit, inputs, y0, horizon: Horizon, options: SolveOptions
     dt0 = horizon.dt0
     if options.adaptive:
         controller = dfx.PIDController(
-            rtol=CONTROLLER_FACTOR * rtol, atol=CONTROLLER_FACTOR * atol, pcoeff=CONTROLLER_PCOEFF, icoeff=CONTROLLER_ICOEFF
+            rtol=CONTROLLER_FACTOR * rtol, atol=CONTROLLER_FACTOR * atol, pcoeff=CONTROLLER_PCOEFF, icoeff=CONTROLLER_ICOEFF,
+            norm=_state_norm,
         )
         if jump_ts is not None:
             controller = dfx.ClipStepSizeController(controller, jump_ts=jump_ts)
@@ -195,7 +265,7 @@ def _solve(circuit: Circuit, inputs, y0, horizon: Horizon, options: SolveOptions
         subs.append(dfx.SubSaveAt(ts=horizon.ts))
     sol = dfx.diffeqsolve(
         term,
-        options.solver,
+        RestRate(_with_tolerances(options.solver, CONTROLLER_FACTOR * rtol, CONTROLLER_FACTOR * atol)),
         horizon.t0,
         horizon.t1,
         dt0,
@@ -208,10 +278,10 @@ def _solve(circuit: Circuit, inputs, y0, horizon: Horizon, options: SolveOptions
         throw=False,
         progress_meter=dfx.TqdmProgressMeter() if options.progress else dfx.NoProgressMeter(),
     )
-    final = jax.tree_util.tree_map(lambda x: x[0], sol.ys[0])
+    final = jax.tree_util.tree_map(lambda x: x[0], sol.ys[0][0])
     residual = sample_max_abs(f(sol.ts[0][0], final, inputs))
     scale = sample_max_abs(final)
-    saved = (sol.ts[1], sol.ys[1]) if horizon.ts is not None else (None, None)
+    saved = (sol.ts[1], sol.ys[1][0]) if horizon.ts is not None else (None, None)
     return dict(
         t_final=sol.ts[0][0],
         final=final,
