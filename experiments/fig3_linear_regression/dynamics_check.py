@@ -57,7 +57,7 @@ def main(ckpt_dir):
             fwd = net.forward(x)
             dL = output_error(exp.network.loss, net, fwd, t)
             circuit = rule.circuit(net)
-            eq = nd.fixed_point(circuit, {"delta_out": dL}, method="ode", t1=T1)
+            eq = nd.fixed_point(circuit, {"delta_out": dL}, method="ode", t1=T1, rtol=1e-6, atol=1e-9)  # the trajectory at its own accuracy, as recorded
             big = max(float(np.max(np.abs(v))) for v in eq.trajectory.final.values())
             sa = float(np.max(np.asarray(eq.spectral_abscissa)))
             lines.append(f"| {label} | {stage} | {sa:+.2e} | {eq.trajectory.reason} | {np.mean(eq.converged):.2f} | {np.mean(eq.stable):.2f} | {big:.3g} |")

@@ -66,6 +66,9 @@ N_INITS, N_DELTAS = 10, 10
 SSA = dict(margin=0.1, eps=1e-3, lr=1.0, max_iter=500)
 T1_MIN, T1_PER_LEAK = 2000.0, 40.0  # t1 = max(T1_MIN, T1_PER_LEAK / alpha) for expanding layers
 MAX_STEPS = 20_000
+#: the dynamics' own accuracy (simulate's defaults): the end-of-run state is compared too,
+#: so the ODE route must not stop at fixed_point's looser hand-off to Newton
+TOLERANCES = dict(rtol=1e-6, atol=1e-9)
 STATUSES = ("ok", "unstable_fixed_point", "not_settled", "diverged")
 
 
@@ -102,7 +105,7 @@ def run_di(circuit, deltas, t1):
 
     Returns per sample: polished state delta_{l-1}, end-of-run delta_{l-1}, status (STATUSES),
     t_final; and the number of samples re-run alone and the solver's reason(s)."""
-    eq = nd.fixed_point(circuit, {"delta_out": jnp.asarray(deltas)}, method="ode", t1=t1, max_steps=MAX_STEPS)
+    eq = nd.fixed_point(circuit, {"delta_out": jnp.asarray(deltas)}, method="ode", t1=t1, max_steps=MAX_STEPS, **TOLERANCES)
     tr = eq.trajectory
     n = len(deltas)
     if tr.reason in ("diverged", "nonfinite"):
@@ -127,7 +130,7 @@ def run_di(circuit, deltas, t1):
 
 
 def run_di_single(circuit, delta, t1):
-    eq = nd.fixed_point(circuit, {"delta_out": jnp.asarray(delta)}, method="ode", t1=t1, max_steps=MAX_STEPS)
+    eq = nd.fixed_point(circuit, {"delta_out": jnp.asarray(delta)}, method="ode", t1=t1, max_steps=MAX_STEPS, **TOLERANCES)
     tr = eq.trajectory
     end = np.asarray(tr.final["delta_0"])
     if tr.reason in ("diverged", "nonfinite") or not np.all(np.isfinite(end)):
