@@ -334,6 +334,24 @@ def test_null_space_fraction_zero_for_gn_and_large_for_random():
     assert float(jnp.max(null_space_fraction(bp, net, x, t, "squared_error"))) < 1e-12
 
 
+@pytest.mark.parametrize("name, options", [("fa", dict(feedback="random")), ("ndi", dict(feedback="random", leak=0.1)), ("di", dict(leak=0.1))])
+def test_null_space_from_signals_equals_the_per_sample_updates(name, options, monkeypatch):
+    """For rules whose sample update is ``delta h^T`` the fraction comes from the batch's
+    signals (one steady state for a circuit rule): the same numbers as building every
+    sample's update, per hidden layer; a zero input (h_0 = 0) leaves its sample out alike."""
+    from neurodyn.learning.rules import SignalRule
+
+    net = _net([6, 5, 4, 3], ["tanh", "tanh", "linear"], seed=4, scale=0.5)
+    x, t = _data(net, n=11)
+    x = x.at[3].set(0.0)
+    rule, _ = make_rule(name, net, **options)
+    fast = np.asarray(null_space_fraction(rule, net, x, t, "squared_error"))
+    monkeypatch.setattr(SignalRule, "sample_signals", lambda *args: None)
+    slow = np.asarray(null_space_fraction(rule, net, x, t, "squared_error"))
+    assert fast.shape == (2,) and np.all(np.isfinite(fast)) and np.max(fast) > 1e-3
+    np.testing.assert_allclose(fast, slow, rtol=1e-9, atol=1e-12)
+
+
 def test_reconstruction_errors_vanish_with_the_difference_correction():
     net = _net([5, 6, 4, 3], ["tanh", "tanh", "linear"])
     x, t = _data(net)

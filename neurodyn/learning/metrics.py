@@ -47,7 +47,9 @@ def null_space_fraction(rule, network, x, t, loss: str) -> jax.Array:
     a time). The row space of ``do/dW_l`` is ``{M^T y h_{l-1}^T}`` with ``M = J_l D_l``, so
     the visible part of ``Delta W`` is ``M^+ M Delta W h h^T / ||h||^2`` and the rest is
     null. Samples whose update is zero are left out (NaN if all are). Frozen layers report
-    the update the rule would make, before clipping."""
+    the update the rule would make, before clipping. A rule that gives its signals
+    (:meth:`~.rules.Rule.sample_signals`) is measured from them, without building each
+    sample's update."""
 
     def one(xt):
         xb, tb = xt[0][None], xt[1][None]
@@ -65,8 +67,35 @@ def null_space_fraction(rule, network, x, t, loss: str) -> jax.Array:
             out.append(jnp.where(total > 0, jnp.linalg.norm(null) / jnp.maximum(total, tiny), jnp.nan))
         return jnp.stack(out)
 
+    signals = rule.sample_signals(network, x, t, loss)
+    if signals is not None:
+        return _null_space_of_signals(network, x, signals)
     # a few samples at a time: every sample's update is a full set of weight matrices
     return jnp.nanmean(jax.lax.map(one, (x, t), batch_size=8), axis=0)
+
+
+def _null_space_of_signals(network, x, signals) -> jax.Array:
+    """:func:`null_space_fraction` for updates ``delta_l h_{l-1}^T``: the part of the update
+    the output sees is ``(P delta_l) h_{l-1}^T`` with ``P = M^+ M``, so the fraction is
+    ``||delta_l - P delta_l|| / ||delta_l||`` (NaN where the update is zero). The signals come
+    from one pass over all samples (one steady state for a circuit rule, not one per
+    sample); the Jacobians a few samples at a time."""
+
+    def one(sample):
+        xs, deltas = sample
+        fwd = network.forward(xs[None])
+        out = []
+        for l, J in enumerate(output_jacobians(network, fwd), start=1):
+            M = (J * network.s[l - 1].deriv(fwd.a[l - 1])[:, None, :])[0]
+            delta, h = deltas[l - 1], fwd.h[l - 1][0]
+            seen = M.T @ (jnp.linalg.pinv(M @ M.T, hermitian=True) @ (M @ delta))
+            tiny = jnp.finfo(delta.dtype).tiny
+            total = jnp.linalg.norm(delta)
+            visible = (total > 0) & (jnp.linalg.norm(h) > 0)
+            out.append(jnp.where(visible, jnp.linalg.norm(delta - seen) / jnp.maximum(total, tiny), jnp.nan))
+        return jnp.stack(out)
+
+    return jnp.nanmean(jax.lax.map(one, (x, tuple(signals[:-1])), batch_size=8), axis=0)
 
 
 @eqx.filter_jit

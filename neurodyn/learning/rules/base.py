@@ -172,6 +172,12 @@ class Rule(eqx.Module):
         """``[(W_l, B_l), ...]`` of the S24 loops this rule relies on, for stability metrics."""
         return None
 
+    def sample_signals(self, network, x, t, loss: str) -> tuple | None:
+        """Where every sample's update of ``W_l`` is ``delta_l h_{l-1}^T`` (before clipping):
+        the ``delta_l`` of all samples at once, ``(delta_1, ..., delta_L)`` each (batch,
+        d_l); else None (per-sample metrics then build each sample's update)."""
+        return None
+
     def learned_arrays(self) -> dict:
         """The parameters this rule trains itself (``{name: array}``, e.g. learned inverses)."""
         return {}
@@ -201,6 +207,10 @@ class SignalRule(Rule):
         ``opt.clip``, the output error only if ``opt.clip_output`` (7.7.1)."""
         fwd = network.forward(x)
         return outer_updates(fwd, clipped(self.signals(network, fwd, output_error(loss, network, fwd, t)), opt))
+
+    def sample_signals(self, network, x, t, loss):
+        fwd = network.forward(x)
+        return self.signals(network, fwd, output_error(loss, network, fwd, t))
 
 
 def clipped(deltas, opt: SGD | None) -> list:
