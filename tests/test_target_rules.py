@@ -334,7 +334,7 @@ def test_null_space_fraction_zero_for_gn_and_large_for_random():
     assert float(jnp.max(null_space_fraction(bp, net, x, t, "squared_error"))) < 1e-12
 
 
-@pytest.mark.parametrize("name, options", [("fa", dict(feedback="random")), ("ndi", dict(feedback="random", leak=0.1)), ("di", dict(leak=0.1))])
+@pytest.mark.parametrize("name, options", [("fa", dict(feedback="random")), ("di", dict(leak=0.1))])
 def test_null_space_from_signals_equals_the_per_sample_updates(name, options, monkeypatch):
     """For rules whose sample update is ``delta h^T`` the fraction comes from the batch's
     signals (one steady state for a circuit rule): the same numbers as building every
@@ -342,7 +342,7 @@ def test_null_space_from_signals_equals_the_per_sample_updates(name, options, mo
     from neurodyn.learning.rules import SignalRule
 
     net = _net([6, 5, 4, 3], ["tanh", "tanh", "linear"], seed=4, scale=0.5)
-    x, t = _data(net, n=11)
+    x, t = _data(net, n=8)
     x = x.at[3].set(0.0)
     rule, _ = make_rule(name, net, **options)
     fast = np.asarray(null_space_fraction(rule, net, x, t, "squared_error"))
