@@ -195,6 +195,23 @@ def _with_tolerances(solver: dfx.AbstractSolver, rtol: float, atol: float) -> df
     return eqx.tree_at(lambda s: (s.root_finder.rtol, s.root_finder.atol, s.root_finder.norm), solver, (rtol, atol, _state_norm))
 
 
+def _controller(adaptive: bool, rtol: float, atol: float, dt0, jump_ts, grid, norm):
+    """``(step-size controller, dt0)`` of one solve: PI control ``CONTROLLER_FACTOR``
+    tighter than ``rtol``/``atol`` (error measured by ``norm``), clipped to the jump times,
+    for an adaptive solver; the grid with the jumps inserted (``dt0`` then None) or
+    constant steps of ``dt0`` for a fixed-step one."""
+    if adaptive:
+        controller = dfx.PIDController(
+            rtol=CONTROLLER_FACTOR * rtol, atol=CONTROLLER_FACTOR * atol, pcoeff=CONTROLLER_PCOEFF, icoeff=CONTROLLER_ICOEFF, norm=norm
+        )
+        if jump_ts is not None:
+            controller = dfx.ClipStepSizeController(controller, jump_ts=jump_ts)
+        return controller, dt0
+    if grid is not None:
+        return dfx.StepTo(ts=grid), None
+    return dfx.ConstantStepSize(), dt0
+
+
 class Horizon(eqx.Module):
     """Where one solve runs: from ``t0`` towards ``t1`` with a first step ``dt0`` (None: the
     controller picks it), saving at ``ts`` (or None), stepping to the sorted ``jump_ts``
@@ -248,18 +265,7 @@ def _solve(circuit: Circuit, inputs, y0, horizon: Horizon, options: SolveOptions
     conds = {"diverged": diverged}
     if options.steady_state:
         conds["steady"] = steady
-    dt0 = horizon.dt0
-    if options.adaptive:
-        controller = dfx.PIDController(
-            rtol=CONTROLLER_FACTOR * rtol, atol=CONTROLLER_FACTOR * atol, pcoeff=CONTROLLER_PCOEFF, icoeff=CONTROLLER_ICOEFF,
-            norm=_state_norm,
-        )
-        if jump_ts is not None:
-            controller = dfx.ClipStepSizeController(controller, jump_ts=jump_ts)
-    elif horizon.grid is not None:
-        controller, dt0 = dfx.StepTo(ts=horizon.grid), None
-    else:
-        controller = dfx.ConstantStepSize()
+    controller, dt0 = _controller(options.adaptive, rtol, atol, horizon.dt0, jump_ts, horizon.grid, _state_norm)
     subs = [dfx.SubSaveAt(t1=True)]
     if horizon.ts is not None:
         subs.append(dfx.SubSaveAt(ts=horizon.ts))
@@ -502,16 +508,9 @@ def integrate(
         raise ValueError(f"solver '{solver}' uses a fixed step: set dt0")
     dtype = jax.tree_util.tree_leaves(y0)[0].dtype
     jumps = jumps_within(circuit, float(t0), float(t1))
-    if adaptive:
-        controller = dfx.PIDController(
-            rtol=CONTROLLER_FACTOR * rtol, atol=CONTROLLER_FACTOR * atol, pcoeff=CONTROLLER_PCOEFF, icoeff=CONTROLLER_ICOEFF
-        )
-        if jumps:
-            controller = dfx.ClipStepSizeController(controller, jump_ts=jnp.asarray(jumps, dtype))
-    elif jumps:
-        controller, dt0 = dfx.StepTo(ts=jnp.asarray(step_grid(float(t0), float(t1), float(dt0), jumps), dtype)), None
-    else:
-        controller = dfx.ConstantStepSize()
+    jump_ts = jnp.asarray(jumps, dtype) if jumps else None
+    grid = jnp.asarray(step_grid(float(t0), float(t1), float(dt0), jumps), dtype) if jumps and not adaptive else None
+    controller, dt0 = _controller(adaptive, rtol, atol, dt0, jump_ts, grid, optx.rms_norm)
     sol = dfx.diffeqsolve(
         dfx.ODETerm(batched_vector_field(circuit)),
         slv,

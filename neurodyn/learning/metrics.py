@@ -54,15 +54,10 @@ def null_space_fraction(rule, network, x, t, loss: str) -> jax.Array:
     def one(xt):
         xb, tb = xt[0][None], xt[1][None]
         updates, _ = rule.updates(network, xb, tb, loss)
-        fwd = network.forward(xb)
         out = []
-        for l, J in enumerate(output_jacobians(network, fwd), start=1):
-            M = (J * network.s[l - 1].deriv(fwd.a[l - 1])[:, None, :])[0]
-            h, dW = fwd.h[l - 1][0], updates[l - 1]
+        for (M, h), dW in zip(_output_row_spaces(network, xb), updates):
             tiny = jnp.finfo(dW.dtype).tiny
-            # M^+ M y = M^T (M M^T)^+ M y: the pseudo-inverse of the small (d_L, d_L) Gram matrix
-            seen = M.T @ (jnp.linalg.pinv(M @ M.T, hermitian=True) @ (M @ (dW @ h)))
-            null = dW - jnp.outer(seen, h) / jnp.maximum(h @ h, tiny)
+            null = dW - jnp.outer(_seen(M, dW @ h), h) / jnp.maximum(h @ h, tiny)
             total = jnp.linalg.norm(dW)
             out.append(jnp.where(total > 0, jnp.linalg.norm(null) / jnp.maximum(total, tiny), jnp.nan))
         return jnp.stack(out)
@@ -74,6 +69,21 @@ def null_space_fraction(rule, network, x, t, loss: str) -> jax.Array:
     return jnp.nanmean(jax.lax.map(one, (x, t), batch_size=8), axis=0)
 
 
+def _output_row_spaces(network, xb) -> list:
+    """For one sample ``xb`` (batch of 1), per hidden layer ``l``: ``(M, h_{l-1})`` with
+    ``M = J_l D_l``, so that ``do/dW_l`` has the row space ``{M^T y h_{l-1}^T}``."""
+    fwd = network.forward(xb)
+    return [
+        ((J * network.s[l - 1].deriv(fwd.a[l - 1])[:, None, :])[0], fwd.h[l - 1][0])
+        for l, J in enumerate(output_jacobians(network, fwd), start=1)
+    ]
+
+
+def _seen(M, v):
+    """``M^+ M v = M^T (M M^T)^+ M v``: through the pseudo-inverse of the small Gram matrix."""
+    return M.T @ (jnp.linalg.pinv(M @ M.T, hermitian=True) @ (M @ v))
+
+
 def _null_space_of_signals(network, x, signals) -> jax.Array:
     """:func:`null_space_fraction` for updates ``delta_l h_{l-1}^T``: the part of the update
     the output sees is ``(P delta_l) h_{l-1}^T`` with ``P = M^+ M``, so the fraction is
@@ -83,16 +93,12 @@ def _null_space_of_signals(network, x, signals) -> jax.Array:
 
     def one(sample):
         xs, deltas = sample
-        fwd = network.forward(xs[None])
         out = []
-        for l, J in enumerate(output_jacobians(network, fwd), start=1):
-            M = (J * network.s[l - 1].deriv(fwd.a[l - 1])[:, None, :])[0]
-            delta, h = deltas[l - 1], fwd.h[l - 1][0]
-            seen = M.T @ (jnp.linalg.pinv(M @ M.T, hermitian=True) @ (M @ delta))
-            tiny = jnp.finfo(delta.dtype).tiny
+        for (M, h), delta in zip(_output_row_spaces(network, xs[None]), deltas):
             total = jnp.linalg.norm(delta)
             visible = (total > 0) & (jnp.linalg.norm(h) > 0)
-            out.append(jnp.where(visible, jnp.linalg.norm(delta - seen) / jnp.maximum(total, tiny), jnp.nan))
+            ratio = jnp.linalg.norm(delta - _seen(M, delta)) / jnp.maximum(total, jnp.finfo(delta.dtype).tiny)
+            out.append(jnp.where(visible, ratio, jnp.nan))
         return jnp.stack(out)
 
     return jnp.nanmean(jax.lax.map(one, (x, tuple(signals[:-1])), batch_size=8), axis=0)
