@@ -4,8 +4,11 @@ What is measured
 ----------------
 ``nd.fixed_point`` on the nonlinear DI controller (tanh, leak 0.01) with its defaults, by
 ``method="equilibrium"`` (Newton on the reduced controllers, block by block, verified by
-every sample's spectral abscissa) and ``method="ode"`` (Tsit5 until the steady-state test
-passes at the hand-off tolerance, then the same Newton and verification), over three
+every sample's spectral abscissa), ``method="ode"`` (Tsit5 until the steady-state test
+passes at the hand-off tolerance, then the same Newton and verification) and
+``method="continuation"`` (backward-Euler steps that grow, each solved through the loops'
+Schur complements and limited by the spectral abscissa, to the same hand-off; in the depth
+scan also ``continuation_unlimited``, without that limit and its eigenproblems), over three
 one-factor scans around the MNIST output layer (width 1000, one layer, 1000 samples):
 
 - batch 1, 10, 100, 1,000, 10,000;
@@ -26,6 +29,7 @@ Run::
 
     python benchmarks/scaling.py                   # every configuration (~10 min on 2 cores)
     python benchmarks/scaling.py --quick           # small batches and widths only
+    python benchmarks/scaling.py --methods continuation continuation_unlimited
     python benchmarks/scaling.py --json scaling.json
 """
 
@@ -51,7 +55,16 @@ QUICK = {
     "width": [dict(BASE, batch=100, sizes=[d, 10]) for d in (100, 500)],
     "depth": [dict(BASE, batch=100, sizes=s) for s in ([1000, 10], [1000, 100, 10])],
 }
-METHODS = ("equilibrium", "ode")
+#: name in the table -> ``fixed_point`` arguments
+METHODS = {
+    "equilibrium": dict(method="equilibrium"),
+    "ode": dict(method="ode"),
+    "continuation": dict(method="continuation"),
+    "continuation_unlimited": dict(method="continuation", limit_unstable=False),
+}
+#: the scans that run each method: the continuation without its step limit (no
+#: eigenproblem per step) only where the loops are wide enough for that to matter
+SCAN_METHODS = {"batch": ("equilibrium", "ode", "continuation"), "width": ("equilibrium", "ode", "continuation"), "depth": tuple(METHODS)}
 #: the largest |delta| of the linear circuit's steady state, in every layer
 PEAK_ERROR = 0.5
 LEAK = 0.01
@@ -91,13 +104,13 @@ def run_one(config: dict, method: str, repeats: int) -> dict:
     circuit, inputs = setup(config["sizes"], config["batch"])
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
-    eq = nd.fixed_point(circuit, inputs, method=method)
+    eq = nd.fixed_point(circuit, inputs, **METHODS[method])
     first = time.perf_counter() - start
     peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        eq = nd.fixed_point(circuit, inputs, method=method)
+        eq = nd.fixed_point(circuit, inputs, **METHODS[method])
         times.append(time.perf_counter() - start)
     best = min(times)
     state_mb = sum(np.asarray(v).nbytes for v in eq.state.values()) / 2**20
@@ -110,11 +123,11 @@ def run_one(config: dict, method: str, repeats: int) -> dict:
     }
 
 
-def run_all(scans: dict, repeats: int) -> list[dict]:
+def run_all(scans: dict, repeats: int, methods=tuple(METHODS)) -> list[dict]:
     rows = []
     for scan, configs in scans.items():
         for config in configs:
-            for method in METHODS:
+            for method in (m for m in SCAN_METHODS[scan] if m in methods):
                 cmd = [sys.executable, __file__, "--one", json.dumps(config), "--method", method, "--repeats", str(repeats)]
                 done = subprocess.run(cmd, capture_output=True, text=True)
                 if done.returncode != 0:
@@ -125,7 +138,7 @@ def run_all(scans: dict, repeats: int) -> list[dict]:
     return rows
 
 
-HEADER = "| scan | sizes | batch | method | samples/s | best s | compile s | peak MB | state MB | peak / state | steps (ODE, Newton) |\n|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|"
+HEADER = "| scan | sizes | batch | method | samples/s | best s | compile s | peak MB | state MB | peak / state | steps (ODE or continuation, Newton) |\n|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|"
 
 
 def table_row(r: dict) -> str:
@@ -140,6 +153,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--quick", action="store_true", help="small batches and widths only")
+    p.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS), help="a subset of the methods (default all)")
     p.add_argument("--json")
     p.add_argument("--one", help=argparse.SUPPRESS)
     p.add_argument("--method", choices=METHODS, help=argparse.SUPPRESS)
@@ -148,7 +162,7 @@ def main(argv=None) -> int:
         print(json.dumps(run_one(json.loads(args.one), args.method, args.repeats)))
         return 0
     print(HEADER)
-    rows = run_all(QUICK if args.quick else SCANS, args.repeats)
+    rows = run_all(QUICK if args.quick else SCANS, args.repeats, tuple(args.methods))
     if args.json:
         import jax
 

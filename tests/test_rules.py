@@ -107,7 +107,7 @@ def test_di_at_zero_leak_equals_pbp_for_linear_equal_widths(controller):
 
 @pytest.mark.parametrize("controller", ["nonlinear", "linearized"])
 def test_di_equilibrium_and_ode_paths_agree(controller):
-    """The two engine routes give the same signals (the option the training harness exposes)."""
+    """The engine routes give the same signals (the option the training harness exposes)."""
     rng = np.random.default_rng(4)
     net = _net([8, 6, 5, 3], ["tanh", "tanh", "linear"], scale=0.5)
     x, t = _sample(rng, net, batch=3)
@@ -118,6 +118,10 @@ def test_di_equilibrium_and_ode_paths_agree(controller):
     b = DI(B=B, alpha=0.01, controller=controller, method="ode").signals(net, fwd, dL)
     for u, v in zip(a, b):
         assert rel(u, v) < 1e-9
+    if controller == "nonlinear":  # the linear dynamics' continuation: tests/test_continuation.py
+        c = DI(B=B, alpha=0.01, controller=controller, method="continuation").signals(net, fwd, dL)
+        for u, w in zip(a, c):
+            assert rel(u, w) < 1e-9
     # the linearized controller's steady state is NDI's (linear dynamics)
     if controller == "linearized":
         ndi = NDI(B=B, alpha=0.01).signals(net, fwd, dL)

@@ -133,6 +133,32 @@ class DynamicInversion(LayerStack):
             [two_block_eigenvalues_of_product(self._loop_product(l, state), *self.B[l - 1].shape, 1.0, self.alpha) for l in range(1, self.L + 1)]
         )
 
+    def shifted_solve(self, state, inputs, sigma, rhs):
+        """``(sigma I - J) x = rhs`` from the top layer down (the Jacobian is block-triangular
+        over layers). Layer ``l``'s block ``[[(sigma+1) I, -B_l], [-W_l D, (sigma+alpha) I]]``
+        is solved through the Schur complement on its smaller side, with ``a = sigma + 1``,
+        ``b = sigma + alpha``: ``(ab I - W_l D B_l) x_u = a r_u + W_l D r_delta`` when
+        ``d_l <= d_{l-1}``, else ``(ab I - B_l W_l D) x_delta = b r_delta + B_l r_u``; the
+        coupling ``+diag(c)`` from ``delta_l`` moves the layer above's solution into ``r_u``."""
+        x = {}
+        for l in range(self.L, 0, -1):
+            d, u = f"delta_{l - 1}", f"u_{l}"
+            W, B = self.W[l - 1], self.B[l - 1]
+            r_d, r_u = rhs[d], rhs[u]
+            if l < self.L:
+                c = self.g[l].deriv(inputs[f"a_{l}"]) if self.linearized else 1.0
+                r_u = r_u - c * x[f"delta_{l}"]
+            D = jnp.ones_like(r_d) if self.linearized else self.g[l - 1].deriv(state[d])
+            a, b = sigma + 1.0, sigma + self.alpha
+            schur = a * b * jnp.eye(min(W.shape), dtype=r_d.dtype) - self._loop_product(l, state)
+            if W.shape[0] <= W.shape[1]:
+                x[u] = jnp.linalg.solve(schur, a * r_u + W @ (D * r_d))
+                x[d] = (r_d + B @ x[u]) / a
+            else:
+                x[d] = jnp.linalg.solve(schur, b * r_d + B @ r_u)
+                x[u] = (r_u + W @ (D * x[d])) / b
+        return {k: x[k] for k in self.state_shapes()}
+
     def _loop_product(self, l, state):
         """The smaller loop product of layer l: ``W_l D B_l`` (d_l x d_l) or ``B_l W_l D``
         (d_{l-1} x d_{l-1}), ``D = diag(g'(delta_{l-1}))`` (identity when linearized); the

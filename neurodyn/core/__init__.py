@@ -1,6 +1,7 @@
 """The engine: circuits, simulation, fixed points, stability. Knows no algorithm."""
 
 from .circuit import REGISTRY, ArraySpec, Circuit, KindInfo, ReducedBlock, flatten, get_kind, jacobian, register, unflatten
+from .continuation import continue_to_rest
 from .equilibrium import Equilibrium, fixed_point
 from .nonlinearities import Nonlinearity
 from .plasticity import Frozen, Plastic
@@ -8,5 +9,5 @@ from .simulate import SOLVERS, Trajectory, simulate
 
 __all__ = [
     "REGISTRY", "ArraySpec", "Circuit", "KindInfo", "ReducedBlock", "flatten", "get_kind", "jacobian", "register", "unflatten",
-    "Equilibrium", "fixed_point", "Nonlinearity", "SOLVERS", "Trajectory", "simulate", "Frozen", "Plastic",
+    "continue_to_rest", "Equilibrium", "fixed_point", "Nonlinearity", "SOLVERS", "Trajectory", "simulate", "Frozen", "Plastic",
 ]

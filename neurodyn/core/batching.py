@@ -1,6 +1,7 @@
-"""Batching, in one place for both pipelines (:mod:`.simulate` and :mod:`.equilibrium`):
-inputs given a leading batch axis, a circuit's one-sample vector field mapped over it, and
-the per-sample size of a batched state or rate."""
+"""Batching, in one place for the pipelines (:mod:`.simulate`, :mod:`.continuation` and
+:mod:`.equilibrium`): inputs given a leading batch axis, a circuit's one-sample vector field
+mapped over it, the per-sample size of a batched state or rate, and a batch function run
+in chunks."""
 
 from __future__ import annotations
 
@@ -58,3 +59,25 @@ def sample_max_abs(tree) -> jax.Array:
     """Per-sample ``max |.|`` over every leaf of a batched PyTree."""
     leaves = jax.tree_util.tree_leaves(tree)
     return jnp.max(jnp.stack([jnp.max(jnp.abs(x.reshape(x.shape[0], -1)), axis=1) for x in leaves]), axis=0)
+
+
+def in_chunks(fn, tree, size: int):
+    """``fn(tree)`` for a batched ``tree`` whose outputs are per sample (a PyTree of arrays
+    with the batch axis first), computed ``size`` samples at a time: the whole chunks by
+    ``lax.map`` (each sliced inside the loop, no copy of the batch), the rest in one piece;
+    a batch of fewer than two chunks in one piece. Keeps the temporaries of ``fn`` (the
+    vector field, every sample's loop products and eigenproblems) a chunk's size."""
+    n = jax.tree_util.tree_leaves(tree)[0].shape[0]
+    k = n // size
+    if k <= 1:
+        return fn(tree)
+    whole = k * size
+
+    def chunk(i):
+        return fn(jax.tree_util.tree_map(lambda x: jax.lax.dynamic_slice_in_dim(x, i * size, size), tree))
+
+    out = jax.tree_util.tree_map(lambda x: x.reshape(whole, *x.shape[2:]), jax.lax.map(chunk, jnp.arange(k)))
+    if whole == n:
+        return out
+    rest = fn(jax.tree_util.tree_map(lambda x: x[whole:], tree))
+    return jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b]), out, rest)

@@ -124,7 +124,8 @@ class Circuit(eqx.Module):
     - ``init_state(inputs)`` and ``vector_field(t, state, inputs)`` (pure, one sample).
 
     Optional: ``closed_form(inputs)``, ``block_matrix(state, inputs)`` (analytic
-    Jacobian), ``eigenvalues(state, inputs)`` (structured spectrum), ``checks(state,
+    Jacobian), ``eigenvalues(state, inputs)`` (structured spectrum), ``shifted_solve(state,
+    inputs, sigma, rhs)`` (structured backward-Euler solves), ``checks(state,
     inputs)`` (named per-sample comparisons against the paper) and the reduced
     equilibrium equation ``reduce / reduced_residual / expand``.
     """
@@ -158,6 +159,18 @@ class Circuit(eqx.Module):
     def eigenvalues(self, state: State, inputs: Inputs) -> jax.Array:
         """Eigenvalues of the Jacobian at ``state``; dense fallback."""
         return jnp.linalg.eigvals(jacobian(self, state, inputs))
+
+    def shifted_solve(self, state: State, inputs: Inputs, sigma, rhs: State) -> State:
+        """``x`` with ``(sigma I - J) x = rhs``, ``J`` the Jacobian of the vector field at
+        ``state`` (one sample; ``sigma`` a scalar): one backward-Euler step of length
+        ``1 / sigma`` is this solve with ``rhs = f(state)`` (pseudo-transient continuation,
+        :mod:`~neurodyn.core.continuation`). Default: the dense Jacobian by forward-mode
+        differentiation and an LU solve, ``state_size^2`` entries per sample; kinds with
+        structure solve it on their small loops instead."""
+        shapes = self.state_shapes()
+        J = jacobian(self, state, inputs)
+        A = sigma * jnp.eye(J.shape[0], dtype=J.dtype) - J
+        return unflatten(jnp.linalg.solve(A, flatten(rhs, shapes)), shapes)
 
     def system_matrix(self) -> jax.Array | None:
         """The paper's block system matrix (e.g. S24), independent of the state, or None."""

@@ -1,14 +1,18 @@
 """Fixed points: integrate towards steady state, then polish with Newton.
 
-Two routes:
+Three routes:
 
 - ``method="ode"``: :func:`~neurodyn.core.simulate.simulate` to steady state, then
   Newton-polish on the circuit's reduced equilibrium equation;
+- ``method="continuation"``: the dynamics to rest by backward-Euler steps that grow
+  (:mod:`~neurodyn.core.continuation`, linear solves on the circuit's own structure), then
+  the same polish. It follows the trajectory while it moves fast and ends as Newton does,
+  so it settles much sooner than an accurate integration; the trajectory is not kept;
 - ``method="equilibrium"``: Newton on the reduced equation from the initial state,
   without integrating. Fast, but it may find an unstable fixed point, so the result is
   verified by the spectral abscissa of the Jacobian.
 
-Either way ``converged`` requires a finite state whose full vector field is below the
+Every way, ``converged`` requires a finite state whose full vector field is below the
 tolerance, and ``stable`` requires a negative spectral abscissa there.
 """
 
@@ -24,11 +28,14 @@ import numpy as np
 import optimistix as optx
 
 from .circuit import Circuit, LoopJacobian, flatten, loop_product
-from .batching import batch_inputs, batched_vector_field, sample_max_abs
+from .continuation import ContinuationOptions, _continue, continue_to_rest
+from .batching import batch_inputs, batched_vector_field, in_chunks, sample_max_abs
 from .simulate import Horizon, SolveOptions, Trajectory, _solve, make_solver, simulate, simulate_to_rest
 from .stability import spectral_abscissa
 
-METHODS = ("ode", "equilibrium")
+METHODS = ("ode", "continuation", "equilibrium")
+#: the keyword arguments ``fixed_point(method="continuation")`` passes on
+CONTINUATION_OPTIONS = frozenset({"t0", "dt0", "rtol", "atol", "max_steps", "limit_unstable", "y0"})
 
 #: ``method="ode"`` integrates only until Newton can take over: its steady-state test runs at
 #: this ``rtol`` (``atol`` a thousandth of it) unless the caller sets them. The polish sets
@@ -184,24 +191,12 @@ def _verify(circuit: Circuit, state, inputs):
     a batch of at least twice :data:`VERIFY_CHUNK` samples in chunks of that many (and the
     rest in one piece)."""
 
-    def batch(y, inp):
+    def batch(tree):
+        y, inp = tree
         f = batched_vector_field(circuit)(0.0, y, inp)
         return sample_max_abs(f), sample_max_abs(y), spectral_abscissa(jax.vmap(circuit.eigenvalues)(y, inp))
 
-    n = jax.tree_util.tree_leaves(state)[0].shape[0]
-    k = n // VERIFY_CHUNK
-    if k <= 1:
-        return batch(state, inputs)
-    whole = k * VERIFY_CHUNK
-
-    def chunk(i):  # sliced inside the loop: no copy of the batch
-        return batch(*jax.tree_util.tree_map(lambda x: jax.lax.dynamic_slice_in_dim(x, i * VERIFY_CHUNK, VERIFY_CHUNK), (state, inputs)))
-
-    out = [x.reshape(whole) for x in jax.lax.map(chunk, jnp.arange(k))]
-    if whole < n:
-        rest = batch(*jax.tree_util.tree_map(lambda x: x[whole:], (state, inputs)))
-        out = [jnp.concatenate([a, b]) for a, b in zip(out, rest)]
-    return tuple(out)
+    return in_chunks(batch, (state, inputs), VERIFY_CHUNK)
 
 
 def _resolve(rtol, atol, dtype) -> tuple[float, float]:
@@ -228,7 +223,10 @@ def fixed_point(
             ``t1`` the horizon grows until the dynamics are at rest,
             :func:`~neurodyn.core.simulate.simulate_to_rest`; without ``rtol`` the
             steady-state test runs at :data:`HANDOFF_RTOL`, ``atol`` a thousandth of
-            ``rtol``) or ``"equilibrium"``
+            ``rtol``), ``"continuation"`` (the dynamics to rest by backward-Euler steps
+            that grow, :func:`~neurodyn.core.continuation.continue_to_rest`, which takes
+            ``dt0``, ``rtol``, ``atol``, ``max_steps``, ``limit_unstable``, ``t0`` and
+            ``y0``, with the same hand-off default; then polish) or ``"equilibrium"``
             (Newton on the reduced equation from the initial state).
         tol: residual tolerance for ``converged``: ``max|dy/dt| <= tol * max(1, max|y|)``;
             default 1e-9 in float64, 1e-4 in float32.
@@ -242,12 +240,17 @@ def fixed_point(
         raise ValueError(f"unknown fixed-point method '{method}' (choose from {', '.join(METHODS)})")
     binputs, _, had_batch = batch_inputs(circuit, inputs)
     traj = None
-    if method == "ode":
-        # integrate until Newton can take over, at a loose tolerance unless one is given
+    if method in ("ode", "continuation"):
+        # follow the dynamics until Newton can take over, at a loose tolerance unless one is given
         rtol = simulate_kwargs.setdefault("rtol", HANDOFF_RTOL)
         simulate_kwargs.setdefault("atol", 1e-3 * rtol)
-        # a horizon the caller did not set grows until the dynamics are at rest
-        run = simulate if "t1" in simulate_kwargs else simulate_to_rest
+        if method == "continuation":
+            unknown = set(simulate_kwargs) - CONTINUATION_OPTIONS
+            if unknown:
+                raise ValueError(f"method='continuation' takes no {sorted(unknown)} (its options: {', '.join(sorted(CONTINUATION_OPTIONS))})")
+            run = continue_to_rest
+        else:  # a horizon the caller did not set grows until the dynamics are at rest
+            run = simulate if "t1" in simulate_kwargs else simulate_to_rest
         traj = run(circuit, inputs, **simulate_kwargs)
         start = {k: jnp.asarray(v if had_batch else v[None]) for k, v in traj.final.items()}
     elif start is None:
@@ -363,6 +366,8 @@ def solve_fixed_point(
     Returns ``(state, residual, converged)`` as arrays: ``converged`` requires a finite
     state with ``max|dy/dt| <= tol * max(1, max|y|)`` (``tol`` as in :func:`fixed_point`).
     ``method="ode"`` integrates to steady state with Tsit5 first, then polishes;
+    ``method="continuation"`` reaches rest by pseudo-transient continuation (its defaults,
+    the rest test at ``rtol`` and ``atol``), then polishes;
     ``method="equilibrium"`` tries Newton first and integrates only when Newton fails,
     except where every reduced block is ``shared_jacobian`` (an affine reduced equation,
     which Newton solves exactly: there is nothing to fall back to, and the integration
@@ -392,6 +397,9 @@ def solve_fixed_point(
 
     if method == "ode":
         return integrate_then_polish(None)
+    if method == "continuation":
+        options = ContinuationOptions(rtol, atol)
+        return polish(_continue(circuit, inputs, y0, jnp.asarray(0.0, dtype), options)["final"])
     blocks = circuit.reduced_blocks()
     if blocks is not None and all(b.shared_jacobian for b in blocks):
         return polish(y0)

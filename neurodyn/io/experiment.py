@@ -44,7 +44,7 @@ feedback_scale = 0.5
 [rules.di]
 leak = 0.01
 controller = "nonlinear"
-method = "equilibrium"                     # or "ode": steady state by integration
+method = "equilibrium"                     # or "ode" (integration) or "continuation"
 feedback = "neg_transpose"
 [rules.mixture]
 rule = "dendritic_mixture"                 # a plastic circuit: weights are ODE state

@@ -272,9 +272,10 @@ def ndi_apply(W, B, alpha, delta):
 class CircuitRule(SignalRule):
     """Rules whose hidden errors are the steady state of a circuit of the engine, found by
     ``solve_fixed_point`` (``method``: ``equilibrium`` = Newton on the reduced equation,
-    ``ode`` = integrate then polish). Subclasses give ``circuit(network)`` and may map a
-    circuit state to a signal in ``to_signal``; they hold static fields ``controller``
-    (``nonlinear | linearized``) and ``method`` (``equilibrium | ode``)."""
+    ``ode`` = integrate then polish, ``continuation`` = pseudo-transient continuation then
+    polish). Subclasses give ``circuit(network)`` and may map a circuit state to a signal in
+    ``to_signal``; they hold static fields ``controller`` (``nonlinear | linearized``) and
+    ``method`` (``equilibrium | ode | continuation``)."""
     family = "dynamic inversion"
 
     @abc.abstractmethod
@@ -324,7 +325,9 @@ class CircuitRuleOptions(RuleOptions):
     """Options of the rules whose signal is a circuit's steady state (DI, SLDI)."""
 
     controller: Literal["nonlinear", "linearized"] = Field("nonlinear", description="nonlinear (Algorithm 1) or linearized (Algorithm 2) controller")
-    method: Literal["equilibrium", "ode"] = Field("equilibrium", description="steady state by Newton on the controllers, or by integration then Newton")
+    method: Literal["equilibrium", "ode", "continuation"] = Field(
+        "equilibrium", description="steady state by Newton on the controllers, by integration then Newton, or by pseudo-transient continuation then Newton"
+    )
 
 
 def make_rule(name: str, network, *, seed: int = 0, lr: float = 1.0, **options) -> tuple[Rule, dict]:
