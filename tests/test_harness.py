@@ -166,6 +166,7 @@ def test_plastic_circuits_train_beside_bp(tmp_path, rules):
     np.testing.assert_array_equal(W1_frozen, np.asarray(net0.W[0]))
 
 
+@pytest.mark.slow  # two plastic trainings (10 s); .ci/run runs it after the default suite
 def test_plastic_rule_resumes_with_its_own_weights(tmp_path, monkeypatch):
     """The learned inverses Q are the rule's own parameters: checkpointed and restored."""
     exp = load_experiment(_write(tmp_path, "[rules.mixture]\nrule = \"dendritic_mixture\"\n", steps=40, every=20))

@@ -200,6 +200,7 @@ def test_clip_bounds_the_backpropagated_signals_not_the_output_error():
     assert np.allclose(db2c, np.sum(clip / np.linalg.norm(d2, axis=1, keepdims=True) * d2, axis=0), rtol=1e-12)
 
 
+@pytest.mark.slow  # six trainings (18 s); .ci/run runs it after the default suite
 def test_float32_training_stays_float32_and_agrees_with_float64(tmp_path):
     """[training] dtype = "float32": weights, rules' own arrays and checkpoint in float32, and
     losses within single-precision rounding of the float64 run (1e-4 relative) for BP; the
