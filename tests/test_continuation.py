@@ -131,6 +131,9 @@ def test_step_budget_and_float32():
     x = inputs(rng, c, batch=4)
     short = nd.fixed_point(c, x, method="continuation", max_steps=1)
     assert short.reason == "max_steps" and not np.any(short.converged)
+    bad = dict(x, delta_out=x["delta_out"].at[1, 0].set(jnp.nan))  # reported at once, not after 500 steps
+    nan = nd.fixed_point(c, bad, method="continuation")
+    assert nan.reason == "nonfinite" and not np.any(nan.converged) and nan.trajectory.num_steps == 0
     x32 = {k: v.astype(jnp.float32) for k, v in x.items()}
     c32 = DynamicInversion(W=tuple(w.astype(jnp.float32) for w in c.W), B=tuple(b.astype(jnp.float32) for b in c.B), alpha=0.01, g=c.g)
     eq32 = nd.fixed_point(c32, x32, method="continuation")

@@ -100,10 +100,11 @@ def _continue(circuit: Circuit, inputs, y0, t0, options: ContinuationOptions):
     def rest(y, rate):
         return rate <= atol + rtol * sample_max_abs(y)
 
-    def keep_going(c):
+    def keep_going(c):  # every sample at rest, or one diverged or non-finite, ends the batch (as in simulate)
         y, _, rate, _, _, k, _ = c
         big = jnp.max(sample_max_abs(y)) > DIVERGENCE_THRESHOLD
-        return (k < options.max_steps) & ~jnp.all(rest(y, rate)) & jnp.all(_finite(y)) & ~big
+        finite = jnp.all(_finite(y)) & jnp.all(jnp.isfinite(rate))
+        return (k < options.max_steps) & ~jnp.all(rest(y, rate)) & finite & ~big
 
     def step(c):
         y, fy, rate, h, t, k, rejected = c
