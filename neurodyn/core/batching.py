@@ -61,6 +61,18 @@ def sample_max_abs(tree) -> jax.Array:
     return jnp.max(jnp.stack([jnp.max(jnp.abs(x.reshape(x.shape[0], -1)), axis=1) for x in leaves]), axis=0)
 
 
+def sample_finite(tree):
+    """Per sample: whether every entry of every leaf of a batched PyTree is finite (numpy or
+    JAX arrays; the answer is a JAX array)."""
+    leaves = jax.tree_util.tree_leaves(tree)
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(jnp.reshape(x, (x.shape[0], -1))), axis=1) for x in leaves]), axis=0)
+
+
+def sample_where(mask, a, b):
+    """``a`` where the per-sample ``mask`` holds, else ``b`` (batched PyTrees alike)."""
+    return jax.tree_util.tree_map(lambda x, y: jnp.where(jnp.reshape(mask, (-1,) + (1,) * (x.ndim - 1)), x, y), a, b)
+
+
 def in_chunks(fn, tree, size: int):
     """``fn(tree)`` for a batched ``tree`` whose outputs are per sample (a PyTree of arrays
     with the batch axis first), computed ``size`` samples at a time: the whole chunks by

@@ -39,7 +39,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .batching import batch_inputs, batched_vector_field, in_chunks, sample_max_abs
+from .batching import batch_inputs, batched_vector_field, in_chunks, sample_finite, sample_max_abs, sample_where
 from .circuit import Circuit
 from .simulate import DIVERGENCE_THRESHOLD, Trajectory, _trajectory
 from .stability import spectral_abscissa
@@ -76,14 +76,6 @@ class ContinuationOptions(eqx.Module):
     limit_unstable: bool = eqx.field(static=True, default=True)
 
 
-def _tree_where(mask, a, b):
-    return jax.tree_util.tree_map(lambda x, y: jnp.where(mask.reshape((-1,) + (1,) * (x.ndim - 1)), x, y), a, b)
-
-
-def _finite(tree):
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x.reshape(x.shape[0], -1)), axis=1) for x in jax.tree_util.tree_leaves(tree)]), axis=0)
-
-
 @eqx.filter_jit
 def _continue(circuit: Circuit, inputs, y0, t0, options: ContinuationOptions):
     """Pseudo-transient continuation of a batch (module docstring). Returns a dict in the
@@ -103,7 +95,7 @@ def _continue(circuit: Circuit, inputs, y0, t0, options: ContinuationOptions):
     def keep_going(c):  # every sample at rest, or one diverged or non-finite, ends the batch (as in simulate)
         y, _, rate, _, _, k, _ = c
         big = jnp.max(sample_max_abs(y)) > DIVERGENCE_THRESHOLD
-        finite = jnp.all(_finite(y)) & jnp.all(jnp.isfinite(rate))
+        finite = jnp.all(sample_finite(y)) & jnp.all(jnp.isfinite(rate))
         return (k < options.max_steps) & ~jnp.all(rest(y, rate)) & finite & ~big
 
     def step(c):
@@ -114,13 +106,13 @@ def _continue(circuit: Circuit, inputs, y0, t0, options: ContinuationOptions):
         trial = jax.tree_util.tree_map(jnp.add, y, solve(y, inputs, 1.0 / h, fy))
         f_trial = f(t0, trial, inputs)
         r_trial = sample_max_abs(f_trial)
-        ok = _finite(trial) & jnp.isfinite(r_trial) & (r_trial <= REJECT_GROWTH * rate)
+        ok = sample_finite(trial) & jnp.isfinite(r_trial) & (r_trial <= REJECT_GROWTH * rate)
         done = rest(y, rate)  # samples at rest keep their state and step
         take = ok & ~done
         growth = jnp.clip(rate / jnp.maximum(r_trial, jnp.finfo(dtype).tiny), MIN_GROWTH, MAX_GROWTH)
         h_next = jnp.where(done, h, jnp.where(ok, jnp.minimum(h * growth, MAX_DT), h / 4.0))
-        y = _tree_where(take, trial, y)
-        fy = _tree_where(take, f_trial, fy)
+        y = sample_where(take, trial, y)
+        fy = sample_where(take, f_trial, fy)
         rate = jnp.where(take, r_trial, rate)
         t = jnp.where(take, t + h, t)
         return y, fy, rate, h_next, t, k + 1, rejected + jnp.any(~ok & ~done)

@@ -29,7 +29,7 @@ import optimistix as optx
 
 from .circuit import Circuit, LoopJacobian, flatten, loop_product
 from .continuation import ContinuationOptions, _continue, continue_to_rest
-from .batching import batch_inputs, batched_vector_field, in_chunks, sample_max_abs
+from .batching import batch_inputs, batched_vector_field, in_chunks, sample_finite, sample_max_abs
 from .simulate import Horizon, SolveOptions, Trajectory, _solve, make_solver, simulate, simulate_to_rest
 from .stability import spectral_abscissa
 
@@ -268,9 +268,7 @@ def fixed_point(
         state, steps = _newton(circuit, binputs, z0, newton_rtol, newton_atol, newton_max_steps)
     residual, scale, sa = (np.asarray(x) for x in _verify(circuit, state, binputs))
     state = {k: np.asarray(v) for k, v in state.items()}
-    finite = np.isfinite(residual) & np.all(
-        [np.all(np.isfinite(v.reshape(v.shape[0], -1)), axis=1) for v in state.values()], axis=0
-    )
+    finite = np.isfinite(residual) & np.asarray(sample_finite(state))
     converged = finite & (residual <= tol * np.maximum(1.0, scale))
     stable = converged & (sa < 0)
     if traj is not None and not traj.all_converged:

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
 
-from .batching import batch_inputs, batched_vector_field, sample_max_abs
+from .batching import batch_inputs, batched_vector_field, sample_finite, sample_max_abs
 from .circuit import Circuit
 
 ADAPTIVE_SOLVERS = {
@@ -411,8 +411,7 @@ def _trajectory(out, circuit, had_batch, rtol, atol, steady_state, jumps=()) -> 
     final = {k: np.asarray(v) for k, v in out["final"].items()}
     residual = np.asarray(out["residual"])
     scale = np.asarray(out["scale"])
-    finite = np.all([np.all(np.isfinite(v.reshape(v.shape[0], -1)), axis=1) for v in final.values()], axis=0)
-    finite &= np.isfinite(residual)
+    finite = np.asarray(sample_finite(final)) & np.isfinite(residual)
     converged = finite & (residual <= atol + rtol * scale)
     mask = {k: bool(v) for k, v in out["event_mask"].items()}
     result = out["result"]
