@@ -259,6 +259,7 @@ def test_diverging_circuit_exits_3(tmp_path):
     assert again.rc == 0 and strict_json(tmp_path / "again" / "summary.json")["converged"] is True, again.err
 
 
+@pytest.mark.slow  # a subprocess (6 s); .ci/run runs it after the default suite
 def test_max_steps_exits_3_end_to_end(tmp_path):
     model = write(tmp_path, MAX_STEPS)
     out = tmp_path / "out"
@@ -527,6 +528,7 @@ def test_the_compilation_cache_fills_and_gives_the_same_results(tmp_path):
 EXPERIMENT_TINY = tiny_experiment(name="long", lr=0.001, rules="[rules.bp]\n")
 
 
+@pytest.mark.slow  # a subprocess trained and interrupted (5 s); .ci/run runs it
 def test_ctrl_c_stops_a_training_at_a_checkpoint_with_exit_130(tmp_path):
     """SIGINT to a running ``neurodyn train`` (as Ctrl-C sends it): the command stops at
     the next checkpoint and exits 130; the checkpoint is whole and ahead of step 0."""

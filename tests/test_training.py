@@ -96,6 +96,7 @@ def _csv(path):
         return list(csv.DictReader(fh))
 
 
+@pytest.mark.slow  # three trainings (8 s); .ci/run runs it after the default suite
 def test_resume_after_interrupt_gives_the_same_weights(tmp_path, monkeypatch):
     rules = "[rules.di]\nleak = 0.01\nfeedback = \"ssa\"\nfeedback_scale = 0.3\n[rules.fa]\nfeedback = \"random\"\n"
     exp = load_experiment(_write(tmp_path, steps=120, every=40, batch=2, rules=rules))
