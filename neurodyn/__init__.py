@@ -13,7 +13,7 @@ _FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler"
 if _FLAG not in _os.environ.get("XLA_FLAGS", ""):
     _os.environ["XLA_FLAGS"] = f"{_os.environ.get('XLA_FLAGS', '')} {_FLAG}=false".strip()
 
-__all__ = ["__version__", "Circuit", "Equilibrium", "ReducedBlock", "Trajectory", "continue_to_rest", "fixed_point", "jacobian", "simulate"]
+__all__ = ["__version__", "Circuit", "Equilibrium", "Reason", "ReducedBlock", "Trajectory", "continue_to_rest", "fixed_point", "jacobian", "simulate"]
 
 
 def __getattr__(name: str):

@@ -210,7 +210,8 @@ def _cmd_simulate(args) -> int:
         if "diverged" in summary:
             d = summary["diverged"]
             where = f" at t = {d['t']:.4g}: {d['variable']} reached {d['max_abs']:.3g}"
-        _error(f"{model.path}: the circuit did not converge ({summary['reason']}{where}){_stability_hint(model, summary)}; see {out}/summary.json")
+        why = f"{summary['reason']}{where}: {summary['reason_message']}"
+        _error(f"{model.path}: the circuit did not converge ({why}){_stability_hint(model, summary)}; see {out}/summary.json")
         return EXIT_NUMERICAL
     return EXIT_OK
 

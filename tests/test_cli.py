@@ -244,10 +244,11 @@ def test_diverging_circuit_exits_3(tmp_path):
     summary = strict_json(out / "summary.json")
     assert summary["converged"] is False
     assert summary["reason"] == "diverged"
+    assert summary["reason_message"] == neurodyn.Reason.diverged.message
     assert summary["stable"] is False
     lines = message_lines(res.err)
     assert len(lines) == 1, res.err
-    assert str(model) in lines[0] and "diverged" in lines[0]
+    assert str(model) in lines[0] and "diverged" in lines[0] and neurodyn.Reason.diverged.message in lines[0]
     # when and where: the controller u_1 grew past the bound (B1 = +W1^T feeds it back positively)
     assert summary["diverged"]["variable"] == "u_1" and summary["diverged"]["max_abs"] > 1e9
     assert summary["diverged"]["t"] == summary["t_final"] and f"at t = {summary['t_final']:.4g}: u_1" in lines[0]

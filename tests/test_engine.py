@@ -10,7 +10,7 @@ import pytest
 
 import neurodyn as nd
 from neurodyn.core import nonlinearities
-from neurodyn.core.circuit import Circuit
+from neurodyn.core.circuit import REGISTRY, Circuit, register
 from neurodyn.core.simulate import rate_along
 
 
@@ -32,6 +32,28 @@ class Relax(Circuit):
 
     def closed_form(self, inputs):
         return {"x": inputs["target"]}
+
+
+def test_circuit_contract_is_enforced():
+    """A circuit without its dynamics cannot be built; one without the model-file methods
+    runs from Python but cannot be registered as a kind."""
+
+    class NoField(Circuit):
+        kind = "test_no_field"
+
+        def state_shapes(self):
+            return {"x": (1,)}
+
+        def input_shapes(self):
+            return {}
+
+    with pytest.raises(TypeError, match="vector_field"):
+        NoField()
+    with pytest.raises(TypeError, match="Options, array_specs, from_arrays, info"):
+        register(Relax)
+    assert "test_relax" not in REGISTRY
+    tr = nd.simulate(_relax(), {"target": jnp.ones((2, 3))}, t1=50.0)
+    assert np.allclose(tr.final["x"], 1.0, atol=1e-5)
 
 
 def _relax(n=3, k=(0.5, 1.0, 2.0)):
@@ -245,11 +267,27 @@ def test_nonlinearity_parse_errors(bad):
         nonlinearities.parse(bad)
 
 
-@pytest.mark.parametrize("args,words", [(("tahn",), "did you mean 'tanh'"), (("leaky_relu", 0.0), "slope"), (("leaky_relu", 1.5), "slope")])
-def test_nonlinearity_built_directly_checks_its_name(args, words):
-    """From Python too: a misspelt name is an error, not a silent zero-slope leaky ReLU."""
-    with pytest.raises(ValueError, match=words):
-        nonlinearities.Nonlinearity(*args)
+@pytest.mark.parametrize("slope", [0.0, -0.1, 1.5, float("nan")])
+def test_leaky_relu_built_directly_checks_its_slope(slope):
+    """From Python too: a slope outside (0, 1] is an error, not a silently wrong inverse."""
+    with pytest.raises(ValueError, match="slope"):
+        nonlinearities.LeakyReLU(slope)
+
+
+def test_nonlinearity_base_is_abstract():
+    """The base class names no transfer function; a subclass without a name cannot be built."""
+    with pytest.raises(TypeError):
+        nonlinearities.Nonlinearity()
+
+    class Unnamed(nonlinearities.Nonlinearity):
+        def __call__(self, x):
+            return x
+
+        def deriv(self, x):
+            return x
+
+    with pytest.raises(TypeError):
+        Unnamed()
 
 
 class Cascade(Circuit):

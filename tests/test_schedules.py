@@ -109,6 +109,9 @@ def test_from_spec_builds_the_schedule(spec, direct):
         ({"type": "periodic", "period": 2, "shape": "triangle"}, "unknown periodic shape"),
         ({"type": "periodic", "period": 2, "duty": 1.0}, "duty"),
         ({"type": "wave", "base": 1.0, "layers": 2.5, "delay": 1}, "layers must be an integer"),
+        ({"type": "step", "time": "3"}, "time must be a number"),
+        ({"type": "ramp", "t_on": 0, "duration": 1, "end": True}, "end must be a number"),
+        ({"type": "piecewise", "times": ["1"], "values": [0, 1]}, "times must be a list of numbers"),
     ],
 )
 def test_from_spec_errors_are_one_line_value_errors(spec, needle):

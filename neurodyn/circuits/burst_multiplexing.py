@@ -57,7 +57,7 @@ from pydantic import Field, field_validator
 from ..core import schedules
 from ..core.circuit import ArraySpec, BlockMatrix, Circuit, KindInfo, flatten, register, unflatten
 from ..core.layers import LayerSizes
-from ..core.nonlinearities import Nonlinearity
+from ..core.nonlinearities import Linear, Nonlinearity
 from ._common import TARGET_INPUT_DOCS, PhaseOptions, check_names, free_learning_cycles, forward_specs, layer_nonlinearities, relative_error
 
 PHASE_NAMES = {"free": 0.0, "learning": 1.0}
@@ -271,7 +271,7 @@ class BurstMultiplexing(LayerSizes, Circuit):
         fwd = self.forward(inputs["x"])
         out = {"event_rate_relative_error": relative_error(jnp.concatenate(h[1:]), jnp.concatenate(fwd[1:]))}
         lam = self.final_phase
-        if lam is not None and lam > 0 and self.eta_hat > 0 and all(t.name == "linear" for t in self.apical):
+        if lam is not None and lam > 0 and self.eta_hat > 0 and all(isinstance(t, Linear) for t in self.apical):
             hhat_l = self.bursts(lam, state, inputs)
             if self.buffered:
                 hhat_f = {i: state[f"hhatf_{i}"] for i in range(1, self.L + 1)}

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core.circuit import BlockMatrix, KindInfo, LoopJacobian, ReducedBlock, loop_product, register
-from ..core.nonlinearities import Nonlinearity
+from ..core.nonlinearities import Linear, Nonlinearity
 from ..core.stability import two_block_eigenvalues_of_product
 from ._common import CONTROLLER_OPTION_DOCS, ControllerOptions, LayerStack, error_spec, feedback_specs, forward_specs, layer_nonlinearities, preactivation_specs, relative_error, stack_array_docs
 
@@ -198,7 +198,7 @@ class DynamicInversion(LayerStack):
         blocks = []
         for l in range(self.L, 0, -1):
             lo, hi = int(ends[l - 1]), int(ends[l])
-            if self.linearized or self.g[l - 1].name == "linear":
+            if self.linearized or isinstance(self.g[l - 1], Linear):
                 loop = LoopJacobian(self.W[l - 1], self.B[l - 1], -self.alpha)  # no slopes: W_l B_l - alpha I
                 blocks.append(ReducedBlock(lo, hi, shared_jacobian=True, jacobian=loop))
                 continue

@@ -17,6 +17,7 @@ import equinox as eqx
 import jax.numpy as jnp
 
 from ..core.circuit import ArraySpec, KindInfo, register
+from ..core.nonlinearities import Linear, ReLU
 from ._common import CONTROLLER_OPTION_DOCS, ControllerOptions, LayerStack, error_spec, forward_specs, layer_nonlinearities, preactivation_specs, relative_error, stack_array_docs
 
 
@@ -65,7 +66,7 @@ class SingleLoopDynamicInversion(LayerStack):
         """Linear dynamics: ``u = (W_L Phi_{L-1} ... W_1 Phi_0 B - alpha I)^{-1} delta_L`` and
         ``delta_k`` driven forward (S8-S9 for alpha = 0). Nonlinear g, alpha = 0 and square
         layers: the sequential inversion ``delta_{k-1} = g^{-1}(W_k^{-1} delta_k)`` (S6-S7)."""
-        linear = self.linearized or all(g.name == "linear" for g in self.g)
+        linear = self.linearized or all(isinstance(g, Linear) for g in self.g)
         if linear:
             d = self.sizes[-1]
             # columns of the linear map u -> top readout
@@ -146,7 +147,7 @@ class SingleLoopDynamicInversion(LayerStack):
     def from_arrays(cls, sizes, options, arrays):
         L = len(sizes) - 1
         g = layer_nonlinearities(options.nonlinearity, L)
-        if options.controller == "linearized" and any(x.name == "relu" for x in g):
+        if options.controller == "linearized" and any(isinstance(x, ReLU) for x in g):
             raise ValueError("the linearized single-loop controller divides by s'(a), which is 0 for relu: use leaky_relu:<slope>")
         return cls(
             W=tuple(jnp.asarray(arrays[f"W{l}"]) for l in range(1, L + 1)),

@@ -6,19 +6,20 @@ leading batch axis. The engine knows nothing about any particular algorithm: it 
 uses the methods below.
 """
 
-from __future__ import annotations
-
+import abc
 import dataclasses
+import inspect
 import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from equinox import AbstractClassVar
 
 State = dict[str, jax.Array]
 Inputs = dict[str, jax.Array]
@@ -113,15 +114,22 @@ class ReducedBlock:
 class Circuit(eqx.Module):
     """Base class of every circuit kind.
 
-    Subclasses define:
+    Every subclass defines (abstract here, so a class that misses one cannot be built):
 
-    - ``kind`` (class variable) and ``info()`` for ``neurodyn list``;
-    - ``array_specs(sizes, options)`` and ``from_arrays(sizes, options, arrays)``
-      (class methods used by the model-file loader);
+    - ``kind`` (class variable): its name;
     - ``state_shapes()``: ordered ``{name: shape}`` of the state variables, which fixes
       the order of the flattened state used by Jacobians and block matrices;
     - ``input_shapes()``: ``{name: shape}`` of the per-sample inputs;
-    - ``init_state(inputs)`` and ``vector_field(t, state, inputs)`` (pure, one sample).
+    - ``vector_field(t, state, inputs)`` (pure, one sample); ``init_state(inputs)`` has a
+      default (zeros).
+
+    A kind that model files can name (:func:`register`) also defines ``Options`` (a
+    pydantic model of its ``[circuit]`` options) and the class methods ``array_specs(sizes,
+    options) -> {name: ArraySpec}``, ``from_arrays(sizes, options, arrays) -> Circuit``
+    (used by the model-file loader) and ``info() -> KindInfo`` (for ``neurodyn list``);
+    :func:`register` refuses a kind without them. Circuits built only
+    in Python (the engine's :class:`~neurodyn.core.plasticity.Plastic` wrapper, a
+    training rule's inner circuit) need not.
 
     Optional: ``closed_form(inputs)``, ``block_matrix(state, inputs)`` (analytic
     Jacobian), ``eigenvalues(state, inputs)`` (structured spectrum), ``shifted_solve(state,
@@ -130,17 +138,20 @@ class Circuit(eqx.Module):
     equilibrium equation ``reduce / reduced_residual / expand``.
     """
 
-    kind: ClassVar[str] = ""
+    kind: AbstractClassVar[str]
 
     # --- required interface -------------------------------------------------------
+    @abc.abstractmethod
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
-        raise NotImplementedError
+        """Ordered ``{name: shape}`` of one sample's state variables."""
 
+    @abc.abstractmethod
     def input_shapes(self) -> dict[str, tuple[int, ...]]:
-        raise NotImplementedError
+        """``{name: shape}`` of one sample's inputs."""
 
+    @abc.abstractmethod
     def vector_field(self, t, state: State, inputs: Inputs) -> State:
-        raise NotImplementedError
+        """``d state / dt`` for one sample (pure)."""
 
     def init_state(self, inputs: Inputs) -> State:
         """Default initial state: zeros (as in Algorithms 1-5)."""
@@ -251,22 +262,10 @@ class Circuit(eqx.Module):
 
     # --- construction from model files ---------------------------------------------
     @classmethod
-    def array_specs(cls, sizes: list[int], options: Any) -> dict[str, ArraySpec]:
-        raise NotImplementedError
-
-    @classmethod
-    def from_arrays(cls, sizes: list[int], options: Any, arrays: Mapping[str, Any]) -> "Circuit":
-        raise NotImplementedError
-
-    @classmethod
     def validate_sizes(cls, sizes: list[int]) -> None:
         """Raise ValueError when ``sizes`` do not suit this kind."""
         if len(sizes) < 2:
             raise ValueError("sizes needs at least two layers, e.g. [20, 10]")
-
-    @classmethod
-    def info(cls) -> KindInfo:
-        raise NotImplementedError
 
     @property
     def state_size(self) -> int:
@@ -328,10 +327,21 @@ def _float_dtype(inputs: Mapping[str, Any]):
 REGISTRY: dict[str, type[Circuit]] = {}
 
 
+#: what a kind defines beyond :class:`Circuit`'s abstract members, so that model files can
+#: build it and ``neurodyn list`` describe it: its options model and three class methods
+MODEL_FILE_MEMBERS = ("Options", "array_specs", "from_arrays", "info")
+
+
 def register(cls: type[Circuit]) -> type[Circuit]:
-    """Class decorator: make a circuit kind available to model files and the CLI."""
-    if not cls.kind:
+    """Class decorator: make a circuit kind available to model files and the CLI. The
+    class must be concrete and define :data:`MODEL_FILE_MEMBERS`."""
+    if not isinstance(getattr(cls, "kind", None), str) or not cls.kind:
         raise TypeError(f"{cls.__name__} has no kind")
+    if inspect.isabstract(cls):
+        raise TypeError(f"{cls.__name__} does not define {', '.join(sorted(cls.__abstractmethods__))}")
+    missing = [m for m in MODEL_FILE_MEMBERS if not callable(getattr(cls, m, None))]
+    if missing:
+        raise TypeError(f"kind '{cls.kind}' does not define {', '.join(missing)}, which model files need")
     if cls.kind in REGISTRY and REGISTRY[cls.kind] is not cls:
         raise TypeError(f"kind '{cls.kind}' registered twice")
     REGISTRY[cls.kind] = cls

@@ -29,6 +29,7 @@ import optimistix as optx
 
 from .circuit import Circuit, LoopJacobian, flatten, loop_product
 from .continuation import ContinuationOptions, _continue, continue_to_rest
+from .results import Reason
 from .batching import batch_inputs, batched_vector_field, in_chunks, sample_finite, sample_max_abs
 from .simulate import Horizon, SolveOptions, Trajectory, _solve, make_solver, simulate, simulate_to_rest
 from .stability import spectral_abscissa
@@ -60,7 +61,7 @@ class Equilibrium:
     converged: np.ndarray
     spectral_abscissa: np.ndarray
     stable: np.ndarray
-    reason: str
+    reason: Reason  # converged, unstable_fixed_point, newton_failed, or the solver's reason
     newton_steps: int
     trajectory: Trajectory | None = None
 
@@ -261,7 +262,7 @@ def fixed_point(
     dtype = jax.tree_util.tree_leaves(start)[0].dtype
     tol = default_tol(dtype) if tol is None else tol
     newton_rtol, newton_atol = _resolve(newton_rtol, newton_atol, dtype)
-    if traj is not None and traj.reason in ("diverged", "nonfinite"):
+    if traj is not None and traj.reason.blew_up:
         state, steps = start, 0
     else:
         z0 = jax.vmap(circuit.reduce)(start)
@@ -281,11 +282,11 @@ def fixed_point(
         keep = traj.converged
         state = {k: np.where(keep.reshape((-1,) + (1,) * (v.ndim - 1)), v, ode_final[k]) for k, v in state.items()}
     elif not np.all(converged):
-        reason = "newton_failed" if np.all(finite) else "nonfinite"
+        reason = Reason.newton_failed if np.all(finite) else Reason.nonfinite
     elif not np.all(stable):
-        reason = "unstable_fixed_point"
+        reason = Reason.unstable_fixed_point
     else:
-        reason = "converged"
+        reason = Reason.converged
     if not had_batch:
         state = {k: v[0] for k, v in state.items()}
     return Equilibrium(

@@ -1,68 +1,150 @@
 """Element-wise transfer functions with derivative and (where it exists) inverse.
 
 Names follow the model-file contract: ``linear``, ``tanh``, ``relu`` and
-``leaky_relu:<slope>`` (slope in (0, 1], e.g. ``leaky_relu:0.35``).
+``leaky_relu:<slope>`` (slope in (0, 1], e.g. ``leaky_relu:0.35``). Each transfer function
+is a subclass of :class:`Nonlinearity` that registers its name where it is defined;
+:func:`parse` looks names up in :data:`REGISTRY`.
 """
 
-from __future__ import annotations
-
+import abc
 import difflib
+from typing import ClassVar
 
 import equinox as eqx
 import jax.numpy as jnp
+from equinox import AbstractClassVar
 
-NAMES = ("linear", "tanh", "relu", "leaky_relu")
+#: name -> class, filled by :func:`register`
+REGISTRY: dict[str, type["Nonlinearity"]] = {}
 
 
 class Nonlinearity(eqx.Module):
-    """A transfer function ``s`` with ``s'`` and ``s^{-1}`` ."""
+    """A transfer function ``s`` with ``s'`` and, where ``invertible``, ``s^{-1}``.
 
-    name: str = eqx.field(static=True)
-    slope: float = eqx.field(static=True, default=0.0)
+    A subclass sets ``name`` (its model-file name), defines ``__call__`` and ``deriv``,
+    and either ``inverse`` or ``invertible = False``. A parameterised one (``leaky_relu``)
+    reads its parameter in :meth:`from_arg`.
+    """
+
+    name: AbstractClassVar[str]
+    invertible: ClassVar[bool] = True
+
+    @abc.abstractmethod
+    def __call__(self, x):
+        """``s(x)``."""
+
+    @abc.abstractmethod
+    def deriv(self, x):
+        """``s'(x)``."""
+
+    def inverse(self, y):
+        """``s^{-1}(y)``."""
+        raise ValueError(f"{self.name} has no inverse; use leaky_relu:<slope> for an invertible variant")
+
+    @classmethod
+    def from_arg(cls, arg: str) -> "Nonlinearity":
+        """The instance for ``name:arg`` (``arg`` empty when the spec has none)."""
+        if arg:
+            raise ValueError(f"'{cls.name}' takes no parameter, got '{cls.name}:{arg}'")
+        return cls()
+
+    @classmethod
+    def usage(cls) -> str:
+        """How a model file writes it."""
+        return cls.name
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def register(cls: type[Nonlinearity]) -> type[Nonlinearity]:
+    """Class decorator: make a transfer function available by name."""
+    if cls.name in REGISTRY and REGISTRY[cls.name] is not cls:
+        raise TypeError(f"nonlinearity '{cls.name}' registered twice")
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+@register
+class Linear(Nonlinearity):
+    """``s(x) = x``."""
+
+    name: ClassVar[str] = "linear"
+
+    def __call__(self, x):
+        return x
+
+    def deriv(self, x):
+        return jnp.ones_like(x)
+
+    def inverse(self, y):
+        return y
+
+
+@register
+class Tanh(Nonlinearity):
+    """``s(x) = tanh x``; the inverse is NaN outside (-1, 1)."""
+
+    name: ClassVar[str] = "tanh"
+
+    def __call__(self, x):
+        return jnp.tanh(x)
+
+    def deriv(self, x):
+        return 1.0 - jnp.tanh(x) ** 2
+
+    def inverse(self, y):
+        return jnp.arctanh(y)
+
+
+@register
+class ReLU(Nonlinearity):
+    """``s(x) = max(x, 0)``, with ``s'(0) = 0``; not invertible."""
+
+    name: ClassVar[str] = "relu"
+    invertible: ClassVar[bool] = False
+
+    def __call__(self, x):
+        return jnp.maximum(x, 0.0)
+
+    def deriv(self, x):
+        return jnp.where(x > 0, 1.0, 0.0).astype(x.dtype)
+
+
+@register
+class LeakyReLU(Nonlinearity):
+    """``s(x) = x`` for ``x > 0``, ``slope x`` otherwise (``slope`` in (0, 1], default 0.01)."""
+
+    name: ClassVar[str] = "leaky_relu"
+    slope: float = eqx.field(static=True, default=0.01)
 
     def __check_init__(self):
-        if self.name not in NAMES:
-            close = difflib.get_close_matches(str(self.name), NAMES, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise ValueError(f"unknown nonlinearity '{self.name}' (choose from {', '.join(NAMES)}){hint}")
-        if self.name == "leaky_relu" and not 0.0 < self.slope <= 1.0:
+        if not 0.0 < self.slope <= 1.0:
             raise ValueError(f"leaky_relu slope must lie in (0, 1], got {self.slope}")
 
     def __call__(self, x):
-        if self.name == "linear":
-            return x
-        if self.name == "tanh":
-            return jnp.tanh(x)
-        if self.name == "relu":
-            return jnp.maximum(x, 0.0)
         return jnp.where(x > 0, x, self.slope * x)
 
     def deriv(self, x):
-        """``s'(x)``; for relu the derivative at 0 is taken as 0."""
-        if self.name == "linear":
-            return jnp.ones_like(x)
-        if self.name == "tanh":
-            return 1.0 - jnp.tanh(x) ** 2
-        if self.name == "relu":
-            return jnp.where(x > 0, 1.0, 0.0).astype(x.dtype)
         return jnp.where(x > 0, 1.0, self.slope).astype(x.dtype)
 
-    @property
-    def invertible(self) -> bool:
-        return self.name != "relu"
-
     def inverse(self, y):
-        """``s^{-1}(y)``; tanh gives NaN outside (-1, 1). relu has none."""
-        if self.name == "linear":
-            return y
-        if self.name == "tanh":
-            return jnp.arctanh(y)
-        if self.name == "leaky_relu":
-            return jnp.where(y > 0, y, y / self.slope)
-        raise ValueError("relu has no inverse; use leaky_relu:<slope> for an invertible variant")
+        return jnp.where(y > 0, y, y / self.slope)
+
+    @classmethod
+    def from_arg(cls, arg: str) -> "LeakyReLU":
+        try:
+            slope = float(arg) if arg else 0.01
+        except ValueError:
+            raise ValueError(f"leaky_relu slope must be a number, e.g. 'leaky_relu:0.1', got '{arg}'") from None
+        return cls(slope)
+
+    @classmethod
+    def usage(cls) -> str:
+        return "leaky_relu:<slope>"
 
     def __str__(self) -> str:
-        return f"leaky_relu:{self.slope:g}" if self.name == "leaky_relu" else self.name
+        return f"leaky_relu:{self.slope:g}"
 
 
 def parse(spec: str) -> Nonlinearity:
@@ -73,18 +155,9 @@ def parse(spec: str) -> Nonlinearity:
     if not isinstance(spec, str):
         raise ValueError(f"nonlinearity must be a string, got {spec!r}")
     head, _, arg = spec.strip().partition(":")
-    if head not in NAMES:
-        close = difflib.get_close_matches(head, NAMES, n=1)
+    if head not in REGISTRY:
+        close = difflib.get_close_matches(head, list(REGISTRY), n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise ValueError(f"unknown nonlinearity '{spec}' (choose from linear, tanh, relu, leaky_relu:<slope>){hint}")
-    if head == "leaky_relu":
-        try:
-            slope = float(arg) if arg else 0.01
-        except ValueError:
-            raise ValueError(f"leaky_relu slope must be a number, e.g. 'leaky_relu:0.1', got '{spec}'") from None
-        if not 0.0 < slope <= 1.0:
-            raise ValueError(f"leaky_relu slope must lie in (0, 1], got {slope}")
-        return Nonlinearity("leaky_relu", slope)
-    if arg:
-        raise ValueError(f"'{head}' takes no parameter, got '{spec}'")
-    return Nonlinearity(head)
+        names = ", ".join(c.usage() for c in REGISTRY.values())
+        raise ValueError(f"unknown nonlinearity '{spec}' (choose from {names}){hint}")
+    return REGISTRY[head].from_arg(arg)

@@ -16,10 +16,12 @@ inside ``with horizon([simulation].t1):``, so kinds that call ``from_spec(spec)`
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import contextvars
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import equinox as eqx
@@ -32,12 +34,63 @@ MAX_JUMPS = 100_000
 class Schedule(eqx.Module):
     """Base class: ``__call__(t)`` and ``jump_times()``."""
 
+    @abc.abstractmethod
     def __call__(self, t):
-        raise NotImplementedError
+        """The signal at time ``t``."""
 
     def jump_times(self) -> tuple[float, ...]:
         """Times at which the signal is discontinuous (finite, sorted)."""
         return ()
+
+
+@dataclass(frozen=True)
+class TableType:
+    """How a model-file table ``{type = NAME, ...}`` builds a schedule: ``build(args,
+    t_max)`` from the table without its ``type``; ``keys`` are the keys it may have."""
+
+    build: Callable[[Mapping[str, Any], float | None], Schedule]
+    keys: frozenset[str]
+
+
+#: model-file type name -> :class:`TableType`, filled by :func:`table_type` beside each schedule
+TABLE_TYPES: dict[str, TableType] = {}
+
+
+def table_type(name: str, *keys: str):
+    """Decorator: register ``build(args, t_max)`` as the model-file table ``type = name``."""
+
+    def deco(build):
+        TABLE_TYPES[name] = TableType(build, frozenset(keys))
+        return build
+
+    return deco
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _number(args: Mapping[str, Any], key: str, default: float | None = None) -> float:
+    """``args[key]`` (or ``default`` where given and the key is absent) as a float; a string
+    or a boolean is refused, not read as a number."""
+    value = args[key] if default is None or key in args else default
+    if not _is_number(value):
+        raise ValueError(f"{key} must be a number, got {value!r}")
+    return float(value)
+
+
+def _numbers(args: Mapping[str, Any], key: str) -> tuple[float, ...]:
+    value = args[key]
+    if not isinstance(value, (list, tuple)) or not all(_is_number(x) for x in value):
+        raise ValueError(f"{key} must be a list of numbers, got {value!r}")
+    return tuple(float(x) for x in value)
+
+
+def _integer(args: Mapping[str, Any], key: str, default: int | None = None) -> int:
+    value = args[key] if default is None or key in args else default
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{key} must be an integer, got {value!r}")
+    return value
 
 
 class Constant(Schedule):
@@ -47,6 +100,11 @@ class Constant(Schedule):
 
     def __call__(self, t):
         return jnp.asarray(self.value, jnp.result_type(t, float))
+
+
+@table_type("constant", "value")
+def _constant_table(args, t_max):
+    return Constant(_number(args, "value"))
 
 
 class Piecewise(Schedule):
@@ -76,9 +134,19 @@ class Piecewise(Schedule):
         return tuple(float(t) for t, a, b in zip(self.times, self.values, self.values[1:]) if a != b)
 
 
+@table_type("piecewise", "times", "values")
+def _piecewise_table(args, t_max):
+    return Piecewise(_numbers(args, "times"), _numbers(args, "values"))
+
+
 def Step(time: float, before: float = 0.0, after: float = 1.0) -> Piecewise:
     """``before`` until ``time``, ``after`` from then on."""
     return Piecewise((float(time),), (float(before), float(after)))
+
+
+@table_type("step", "time", "before", "after")
+def _step_table(args, t_max):
+    return Step(_number(args, "time"), _number(args, "before", 0.0), _number(args, "after", 1.0))
 
 
 def phases(
@@ -106,6 +174,12 @@ def phases(
     return Piecewise(tuple(times), tuple(vals))
 
 
+@table_type("phases", "durations", "values", "cycles", "t0")
+def _phases_table(args, t_max):
+    durations, values = _numbers(args, "durations"), _numbers(args, "values")
+    return phases(durations, values, _integer(args, "cycles", 1), _number(args, "t0", 0.0))
+
+
 class Ramp(Schedule):
     """Smooth (C^1, raised-cosine) move from ``start`` to ``end`` over ``[t_on, t_on + duration]``."""
 
@@ -123,6 +197,11 @@ class Ramp(Schedule):
     def __call__(self, t):
         s = jnp.clip((t - self.t_on) / self.duration, 0.0, 1.0)
         return self.start + (self.end - self.start) * 0.5 * (1.0 - jnp.cos(jnp.pi * s))
+
+
+@table_type("ramp", "t_on", "duration", "start", "end")
+def _ramp_table(args, t_max):
+    return Ramp(_number(args, "t_on"), _number(args, "duration"), _number(args, "start", 0.0), _number(args, "end", 1.0))
 
 
 class Periodic(Schedule):
@@ -173,6 +252,15 @@ class Periodic(Schedule):
         return tuple(sorted(set(out)))
 
 
+@table_type("periodic", "period", "low", "high", "shape", "duty", "phase")
+def _periodic_table(args, t_max):
+    return Periodic(
+        _number(args, "period"), _number(args, "low", 0.0), _number(args, "high", 1.0),
+        str(args.get("shape", "sine")), _number(args, "duty", 0.5), _number(args, "phase", 0.0),
+        float(t_max or 0.0),
+    )
+
+
 class Wave(Schedule):
     """A travelling wave over layers: value ``l`` (l = 0..n-1) is ``base(t - l * delay)``."""
 
@@ -189,6 +277,11 @@ class Wave(Schedule):
 
     def jump_times(self):
         return tuple(sorted({t + l * self.delay for t in self.base.jump_times() for l in range(self.n)}))
+
+
+@table_type("wave", "base", "layers", "delay")
+def _wave_table(args, t_max):
+    return Wave(from_spec(args["base"], t_max=t_max), _integer(args, "layers"), _number(args, "delay"))
 
 
 def jump_times(*schedules: Schedule | None) -> tuple[float, ...]:
@@ -215,9 +308,6 @@ def current_horizon() -> float | None:
     return _HORIZON.get()
 
 
-_KINDS = ("constant", "step", "phases", "piecewise", "ramp", "periodic", "wave")
-
-
 def from_spec(spec: float | Mapping[str, Any], *, t_max: float | None = None) -> Schedule:
     """Build a schedule from a number (constant) or a model-file table, e.g.
 
@@ -234,58 +324,25 @@ def from_spec(spec: float | Mapping[str, Any], *, t_max: float | None = None) ->
     """
     if t_max is None:
         t_max = current_horizon()
+    types = " | ".join(TABLE_TYPES)
     if isinstance(spec, bool):
         raise ValueError("a schedule is a number or a table with a 'type'")
     if isinstance(spec, (int, float)):
         return Constant(float(spec))
     if not isinstance(spec, Mapping) or "type" not in spec:
-        raise ValueError(f"a schedule is a number or a table with a 'type' ({' | '.join(_KINDS)})")
+        raise ValueError(f"a schedule is a number or a table with a 'type' ({types})")
     kind = spec["type"]
     if not isinstance(kind, str):
-        raise ValueError(f"a schedule's type must be a string ({' | '.join(_KINDS)})")
+        raise ValueError(f"a schedule's type must be a string ({types})")
+    if kind not in TABLE_TYPES:
+        raise ValueError(f"unknown schedule type '{kind}' (choose from {', '.join(TABLE_TYPES)})")
+    table = TABLE_TYPES[kind]
     args = {k: v for k, v in spec.items() if k != "type"}
-    allowed = {
-        "constant": {"value"},
-        "step": {"time", "before", "after"},
-        "phases": {"durations", "values", "cycles", "t0"},
-        "piecewise": {"times", "values"},
-        "ramp": {"t_on", "duration", "start", "end"},
-        "periodic": {"period", "low", "high", "shape", "duty", "phase"},
-        "wave": {"base", "layers", "delay"},
-    }
-    if kind not in allowed:
-        raise ValueError(f"unknown schedule type '{kind}' (choose from {', '.join(_KINDS)})")
-    extra = set(args) - allowed[kind]
+    extra = set(args) - table.keys
     if extra:
-        raise ValueError(f"schedule type '{kind}' takes {sorted(allowed[kind])}, not {sorted(extra)}")
+        raise ValueError(f"schedule type '{kind}' takes {sorted(table.keys)}, not {sorted(extra)}")
     try:
-        if kind == "constant":
-            return Constant(float(args["value"]))
-        if kind == "step":
-            return Step(float(args["time"]), float(args.get("before", 0.0)), float(args.get("after", 1.0)))
-        if kind in ("phases", "piecewise"):
-            for key in ("durations", "values") if kind == "phases" else ("times", "values"):
-                if not isinstance(args.get(key, []), (list, tuple)):
-                    raise ValueError(f"{key} must be a list of numbers")
-        if kind == "phases":
-            cycles = args.get("cycles", 1)
-            if not isinstance(cycles, int) or isinstance(cycles, bool):
-                raise ValueError(f"cycles must be an integer, got {cycles!r}")
-            return phases(args["durations"], args["values"], cycles, float(args.get("t0", 0.0)))
-        if kind == "piecewise":
-            return Piecewise(tuple(float(x) for x in args["times"]), tuple(float(x) for x in args["values"]))
-        if kind == "ramp":
-            return Ramp(float(args["t_on"]), float(args["duration"]), float(args.get("start", 0.0)), float(args.get("end", 1.0)))
-        if kind == "periodic":
-            return Periodic(
-                float(args["period"]), float(args.get("low", 0.0)), float(args.get("high", 1.0)),
-                str(args.get("shape", "sine")), float(args.get("duty", 0.5)), float(args.get("phase", 0.0)),
-                float(t_max or 0.0),
-            )
-        layers = args["layers"]
-        if not isinstance(layers, int) or isinstance(layers, bool):
-            raise ValueError(f"layers must be an integer, got {layers!r}")
-        return Wave(from_spec(args["base"], t_max=t_max), layers, float(args["delay"]))
+        return table.build(args, t_max)
     except KeyError as e:
         raise ValueError(f"schedule type '{kind}' needs '{e.args[0]}'") from None
     except (TypeError, ValueError) as e:

@@ -32,6 +32,7 @@ import optimistix as optx
 
 from .batching import batch_inputs, batched_vector_field, sample_finite, sample_max_abs
 from .circuit import Circuit
+from .results import Reason
 
 ADAPTIVE_SOLVERS = {
     "tsit5": dfx.Tsit5,
@@ -64,9 +65,9 @@ class Trajectory:
     """Result of :func:`simulate` (numpy arrays; batch axis kept only if the input had one).
 
     ``ys[name]`` is ``(time, [batch,] *shape)``; ``final[name]`` is ``([batch,] *shape)``.
-    ``residual`` is ``max|dy/dt|`` at the final state, per sample. ``reason`` is one of
-    ``steady_state``, ``t1_reached``, ``diverged``, ``nonfinite``, ``max_steps`` or a
-    solver message. ``jump_times`` are the circuit's discontinuities within ``(t0, t1)``
+    ``residual`` is ``max|dy/dt|`` at the final state, per sample. ``reason`` is a
+    :class:`~neurodyn.core.results.Reason`: ``steady_state``, ``t1_reached``, ``diverged``,
+    ``nonfinite``, ``max_steps`` or ``solver_failed``. ``jump_times`` are the circuit's discontinuities within ``(t0, t1)``
     that the steps were made to land on.
     """
 
@@ -76,7 +77,7 @@ class Trajectory:
     t_final: float
     num_steps: int
     num_rejected_steps: int
-    reason: str
+    reason: Reason
     residual: np.ndarray
     converged: np.ndarray
     batched: bool
@@ -400,7 +401,7 @@ def simulate_to_rest(circuit: Circuit, inputs: Mapping[str, jax.Array], *, t0: f
         return traj
     for _ in range(HORIZON_DOUBLINGS):
         left = max_steps - traj.num_steps
-        if traj.reason != "t1_reached" or left <= 0:
+        if traj.reason != Reason.t1_reached or left <= 0:
             break
         more = simulate(circuit, inputs, t0=traj.t_final, t1=2 * traj.t_final - t0, max_steps=left, y0=traj.final, **kwargs)
         traj = traj.then(more)
@@ -416,18 +417,18 @@ def _trajectory(out, circuit, had_batch, rtol, atol, steady_state, jumps=()) -> 
     mask = {k: bool(v) for k, v in out["event_mask"].items()}
     result = out["result"]
     if not np.all(finite):
-        reason = "nonfinite"
+        reason = Reason.nonfinite
     elif mask.get("diverged"):
-        reason = "diverged"
+        reason = Reason.diverged
     elif mask.get("steady"):
-        reason = "steady_state"
+        reason = Reason.steady_state
     elif result == dfx.RESULTS.successful:
-        reason = "t1_reached"
+        reason = Reason.t1_reached
     elif result == dfx.RESULTS.max_steps_reached:
-        reason = "max_steps"
+        reason = Reason.max_steps
     else:
-        reason = str(result).split("<", 1)[-1].rstrip(">")
-    if reason in ("nonfinite", "diverged"):
+        reason = Reason.solver_failed
+    if reason.blew_up:
         converged[:] = False
     ts_saved, ys_saved = out["saved"]
     if ts_saved is not None:

@@ -23,6 +23,7 @@ import numpy as np
 from .. import __version__
 from ..core.equilibrium import approximations, checks, fixed_point
 from ..core.plasticity import Frozen, Plastic
+from ..core.results import Reason
 from ..core.batching import batch_inputs, batched_vector_field
 from ..core.simulate import jumps_within, rate_along, simulate
 from .model import Model
@@ -30,7 +31,7 @@ from .plots import convergence_plot, weights_plot
 from .results import json_writer, npz_writer, shown_path, write_outputs
 
 OUTPUTS = ("trajectory.npz", "fixed_point.npz", "summary.json", "convergence.png", "weights.png")
-FINISHED = ("steady_state", "t1_reached")
+FINISHED = (Reason.steady_state, Reason.t1_reached)
 
 
 def is_time_dependent(circuit, inputs, t0: float, t1: float) -> bool:
@@ -72,7 +73,7 @@ def run_simulation(model: Model, out_dir: Path, *, plot: bool = True, progress: 
         view = Frozen(neural, circuit.arrays if plastic else (), traj.t_final)
         view_inputs = {**inputs, **({n: traj.final[n] for n in circuit.arrays} if plastic else {})}
         eq = None
-        if traj.reason not in ("diverged", "nonfinite"):
+        if not traj.reason.blew_up:
             start_state = {k: traj.final[k] for k in neural.state_shapes()}
             eq = fixed_point(view, view_inputs, method="equilibrium", start=start_state)
         converged = eq is not None and traj.reason in FINISHED and eq.all_converged
@@ -86,6 +87,7 @@ def run_simulation(model: Model, out_dir: Path, *, plot: bool = True, progress: 
         "batch": model.batch,
         "converged": converged,
         "reason": reason,
+        "reason_message": reason.message,
         "ode_reason": traj.reason,
         "t_final": traj.t_final,
         "num_steps": traj.num_steps,
@@ -100,7 +102,7 @@ def run_simulation(model: Model, out_dir: Path, *, plot: bool = True, progress: 
         "stabilization": model.stabilization,
         "time_dependent": dynamic,
     }
-    if traj.reason in ("diverged", "nonfinite"):
+    if traj.reason.blew_up:
         summary["diverged"] = _divergence(traj)
     if dynamic:
         summary["jump_times"] = list(traj.jump_times)

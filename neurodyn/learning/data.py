@@ -223,24 +223,18 @@ def linear_regression(
     )
 
 
-def _apply(name: str, slope: float, z: np.ndarray) -> np.ndarray:
-    if name == "linear":
-        return z
-    if name == "tanh":
-        return np.tanh(z)
-    if name == "relu":
-        return np.maximum(z, 0.0)
-    return np.where(z > 0, z, slope * z)  # leaky_relu
-
-
 def teacher_forward(teacher: Mapping[str, Any], x: np.ndarray) -> np.ndarray:
-    """Output of a :func:`nonlinear_regression` teacher for inputs ``x`` (``(n, d_in)``)."""
+    """Output of a :func:`nonlinear_regression` teacher for inputs ``x`` (``(n, d_in)``), in
+    float64 whatever JAX's default precision."""
+    import jax
+    import jax.numpy as jnp
+
     from ..core.nonlinearities import parse
 
     h = np.asarray(x, dtype=np.float64)
-    for W, b, g in zip(teacher["weights"], teacher["biases"], teacher["nonlinearities"], strict=True):
-        s = parse(g)
-        h = _apply(s.name, s.slope, h @ W.T + b)
+    with jax.enable_x64(True):
+        for W, b, g in zip(teacher["weights"], teacher["biases"], teacher["nonlinearities"], strict=True):
+            h = np.asarray(parse(g)(jnp.asarray(h @ W.T + b)))
     return h
 
 

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from pydantic import Field
 
+from ...core.nonlinearities import Tanh
 from .base import register_rule
 from .targets import LearnedFeedbackOptions, LearnedTargetRule, draw_feedback, reconstruction
 
@@ -48,7 +49,7 @@ class TPOptions(LearnedFeedbackOptions):
 
 def inverse(nonlinearity, h):
     """``s^{-1}(h)``, tanh's clipped into ``(-1, 1)``."""
-    if nonlinearity.name == "tanh":
+    if isinstance(nonlinearity, Tanh):
         h = jnp.clip(h, -1.0 + TANH_MARGIN, 1.0 - TANH_MARGIN)
     return nonlinearity.inverse(h)
 
