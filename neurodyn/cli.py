@@ -46,6 +46,13 @@ def _count(text: str) -> int:
     return value
 
 
+def _folder(text: str) -> Path:
+    """A folder path; an empty one (which would mean the current folder) is refused."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; give a folder, e.g. out/run1")
+    return Path(text)
+
+
 def _memory(text: str) -> str:
     """A memory size such as 8G (checked here, used through NEURODYN_MAX_MEMORY so that
     worker processes see it too)."""
@@ -67,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("simulate", help="integrate a model file to its fixed point and write results")
     s.add_argument("model", nargs="?", help="model file (TOML); default: the packaged models/dynamic_inversion.toml")
-    s.add_argument("--out", type=Path, help="output folder (default: out/<model name>)")
+    s.add_argument("--out", type=_folder, help="output folder (default: out/<model name>)")
     s.add_argument("--no-plot", action="store_true", help="do not write convergence.png")
     s.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: when stderr is a terminal)")
     s.add_argument("--seed", type=_count, help="use this master seed instead of the file's")
@@ -79,13 +86,13 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("--epsilon", type=_finite, default=1e-3, help="SSA smoothing epsilon (default 1e-3)")
     st.add_argument("--lr", type=_finite, default=1.0, help="gradient step (default 1.0)")
     st.add_argument("--max-iter", type=_count, default=500, help="iteration cap (default 500)")
-    st.add_argument("--out", type=Path, help="output folder (default: out/<model name>)")
+    st.add_argument("--out", type=_folder, help="output folder (default: out/<model name>)")
     st.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: when stderr is a terminal)")
     st.add_argument("--seed", type=_count, help="use this master seed instead of the file's")
 
     tr = sub.add_parser("train", help="train networks with each credit-assignment rule of an experiment file")
     tr.add_argument("experiment", help="experiment file (TOML)")
-    tr.add_argument("--out", type=Path, help="output folder (default: out/<experiment name>)")
+    tr.add_argument("--out", type=_folder, help="output folder (default: out/<experiment name>)")
     tr.add_argument("--data-dir", help="folder with the MNIST IDX files (default: $NEURODYN_DATA)")
     tr.add_argument("--resume", action="store_true", help="continue from checkpoint.npz in the output folder")
     tr.add_argument("--seed", type=_count, help="use this seed instead of the file's (network, feedback, data and sample order)")
@@ -93,9 +100,9 @@ def _parser() -> argparse.ArgumentParser:
 
     sw = sub.add_parser("sweep", help="train (or simulate) every setting x seed of an experiment (or model) file's [sweep] table into one results table")
     sw.add_argument("experiment", nargs="?", help="experiment or model file with a [sweep] table")
-    sw.add_argument("--summary", type=Path, metavar="DIR", help="print the summary of a finished sweep's output folder and redraw its plot")
+    sw.add_argument("--summary", type=_folder, metavar="DIR", help="print the summary of a finished sweep's output folder and redraw its plot")
     sw.add_argument("--workers", type=_count, help="trials run at once, each in its own process (default: half the cores)")
-    sw.add_argument("--out", type=Path, help="output folder (default: out/<experiment name>)")
+    sw.add_argument("--out", type=_folder, help="output folder (default: out/<experiment name>)")
     sw.add_argument("--no-vmap", action="store_true", help="train the seeds of a setting one by one instead of as one vmapped run")
     sw.add_argument("--ray", metavar="ADDRESS", help="run the trials as Ray tasks: a cluster's address, auto (the running local cluster) or local (start one here with --workers CPUs); needs neurodyn[ray]")
     sw.add_argument("--trial-cpus", type=_finite, default=1.0, help="with --ray: CPUs each task (the seeds of one setting) holds (default 1)")
@@ -339,7 +346,8 @@ def _cmd_sweep(args) -> int:
     print(f"  results in {out}/ (results.csv, summary.json, summary.{args.format})")
     entries = summary["settings"]
     if entries and all(e["diverged"] == e["seeds"] for e in entries):
-        _error(f"{out}: every trial diverged; see {out}/summary.json")
+        failed = "diverged" if summary["target"] == "experiment" else "did not converge"
+        _error(f"{out}: every trial {failed}; see {out}/summary.json")
         return EXIT_NUMERICAL
     return EXIT_OK
 

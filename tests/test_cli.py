@@ -362,6 +362,16 @@ def test_out_that_is_a_file_exits_2(tmp_path):
     assert files_in(tmp_path) == {"model.toml", "taken"}
 
 
+@pytest.mark.parametrize("command", ["simulate", "stability", "train", "sweep"])
+def test_empty_out_exits_2_instead_of_writing_into_the_current_folder(tmp_path, monkeypatch, command):
+    model = write(tmp_path, TINY)
+    monkeypatch.chdir(tmp_path)
+    res = run_main([command, model, "--out", ""])
+    assert res.rc == 2 and "--out" in res.err and "empty path" in res.err
+    assert len(message_lines(res.err)) == 1
+    assert files_in(tmp_path) == {"model.toml"}
+
+
 def test_mismatched_input_batches_exit_2(tmp_path):
     text = TINY.replace("leak = 0.01", 'leak = 0.01\ncontroller = "linearized"').replace(
         "[simulation]", 'a_0 = { init = "normal", std = 1.0, batch = 3 }\n\n[simulation]'

@@ -261,7 +261,7 @@ def test_nonlinearity_derivative_and_inverse(name):
     assert str(s) == name
 
 
-@pytest.mark.parametrize("bad", ["tahn", "leaky_relu:2", "leaky_relu:x", "relu:1"])
+@pytest.mark.parametrize("bad", ["tahn", "leaky_relu:2", "leaky_relu:x", "relu:1", "leaky_relu:", "tanh:"])
 def test_nonlinearity_parse_errors(bad):
     with pytest.raises(ValueError):
         nonlinearities.parse(bad)

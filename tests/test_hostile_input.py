@@ -73,6 +73,30 @@ def test_models_too_large_for_memory_are_refused_before_allocation(tmp_path, cap
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize(
+    "command,sizes,limit,words",
+    [
+        # arrays 16 MB, trajectory small: Newton's and the verification's 1000^2 matrices do not fit
+        ("simulate", "[1000, 1000]", "40M", ["simulating", "1000^2"]),
+        # simulating fits in 20M (about 4 MB); the dense 600 x 600 block system matrix, its
+        # eigenproblem and the SSA's matrices (about 50 MB) do not
+        ("stability", "[300, 300]", "20M", ["stability", "600 x 600"]),
+    ],
+)
+def test_dense_matrices_count_in_the_memory_estimate(tmp_path, capsys, command, sizes, limit, words):
+    file = _write(tmp_path, MODEL.replace("sizes = [4, 3]", f"sizes = {sizes}"))
+    _refused(capsys, [command, file, "--out", tmp_path / "o", "--max-memory", limit], 2, f"{file}: [circuit].sizes", "--max-memory", *words)
+    assert not (tmp_path / "o").exists()
+
+
+def test_newton_jacobians_of_a_large_batch_name_the_batch(tmp_path, capsys):
+    # 20000 samples x a 100 x 100 Jacobian each (tanh: one per sample): about 5 GB, driven by the batch
+    text = MODEL.replace("sizes = [4, 3]", "sizes = [100, 100]").replace("batch = 2 }", "batch = 20000 }")
+    file = _write(tmp_path, text.replace('"linear"', '"tanh"'))
+    _refused(capsys, ["simulate", file, "--out", tmp_path / "o", "--max-memory", "1G"], 2, f"{file}: [arrays].delta_out.batch", "Newton")
+    assert not (tmp_path / "o").exists()
+
+
 def test_a_training_too_large_for_memory_names_the_sizes(tmp_path, capsys):
     file = _write(tmp_path, EXPERIMENT.replace("sizes = [4, 5, 3]", "sizes = [4, 1000000000, 3]"))
     _refused(capsys, ["train", file, "--out", tmp_path / "o"], 2, f"{file}: [network].sizes", "more than the limit")
@@ -122,6 +146,36 @@ def test_schedules_with_too_many_jumps_are_refused_at_once(tmp_path, capsys, gat
 def test_rule_options_beyond_their_bounds_are_input_errors(tmp_path, capsys, rule, option, value):
     file = _write(tmp_path, EXPERIMENT + f"[rules.{rule}]\n{option} = {value}\n")
     _refused(capsys, ["train", file, "--out", tmp_path / "o"], 2, f"[rules.{rule}]", option)
+
+
+# --- values that are not what they seem ------------------------------------------------
+W1_LINE = 'W1 = { init = "uniform", low = -1.0, high = 1.0 }'
+DELTA_LINE = 'delta_out = { init = "normal", std = 0.1, batch = 2 }'
+
+
+@pytest.mark.parametrize(
+    "old,new,key,words",
+    [
+        ("low = -1.0, high = 1.0", "low = -1e308, high = 1e308", "[arrays].W1.low", ["float64"]),
+        ("std = 0.1", "std = 1e308", "[arrays].delta_out.std", ["float64"]),
+        (DELTA_LINE, "delta_out = { values = [true, false, true] }", "[arrays].delta_out.values", ["boolean"]),
+        (DELTA_LINE, 'delta_out = { file = "empty.npy" }', "[arrays].delta_out.file", ["(0, 3)", "empty axis"]),
+    ],
+)
+@pytest.mark.parametrize("command", ["check", "simulate", "stability"])
+def test_values_that_overflow_are_empty_or_boolean_are_input_errors(tmp_path, capsys, old, new, key, words, command):
+    np.save(tmp_path / "empty.npy", np.zeros((0, 3)))  # a batch of no samples
+    file = _write(tmp_path, MODEL.replace(old, new))
+    out = [] if command == "check" else ["--out", tmp_path / "o"]
+    _refused(capsys, [command, file, *out], 2, f"{file}: {key}", *words)
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("value", ["1e-8", "10"])
+def test_an_epsilon_outside_the_ssa_range_is_an_input_error(tmp_path, capsys, value):
+    file = _write(tmp_path, MODEL)
+    _refused(capsys, ["stability", file, "--optimize", "B1", "--epsilon", value, "--out", tmp_path / "o"], 2, f"{file}: --epsilon", "from 1e-07 to 1")
+    assert not (tmp_path / "o").exists()
 
 
 # --- damaged files -----------------------------------------------------------------------

@@ -88,6 +88,10 @@ def _npy_nan(d: Path):
     np.save(d / "bad.npy", a)
 
 
+def _npy_empty_batch(d: Path):
+    np.save(d / "bad.npy", np.zeros((0, 3)))  # a batch of no samples
+
+
 def _npy_garbage(d: Path):
     (d / "bad.npy").write_bytes(b"this is not a numpy file at all")
 
@@ -161,6 +165,17 @@ CASES = [
     ("no_source", edit(W1_LINE, "W1 = { low = -1.0 }"), None, ["[arrays].W1", "exactly one"]),
     ("stabilize_on_input", edit(DELTA_LINE, 'delta_out = { init = "normal", batch = 2, stabilize = { margin = 0.01 } }'), None, ["[arrays].delta_out.stabilize", "inputs"]),
     ("stabilize_unknown_key", edit(W1_LINE, 'W1 = { init = "uniform", stabilize = { margn = 0.01 } }'), None, ["[arrays].W1.stabilize.margn", "'margin'"]),
+    # values whose draws leave float64, empty arrays, booleans, epsilon outside the SSA's range
+    ("uniform_range_overflows", edit("low = -1.0, high = 1.0", "low = -1e308, high = 1e308"), None, ["[arrays].W1.low", "float64", "1e+308"]),
+    ("normal_std_overflows", edit("std = 0.1", "std = 1e308"), None, ["[arrays].delta_out.std", "float64"]),
+    ("neg_transpose_scale_overflows", edit(W1_LINE, 'W1 = { init = "uniform", low = 2.0, high = 3.0 }', edit(B1_LINE, 'B1 = { init = "neg_transpose", of = "W1", scale = 1e308 }')), None, ["[arrays].B1.scale", "float64"]),
+    ("npy_empty_batch", edit(DELTA_LINE, 'delta_out = { file = "bad.npy" }'), _npy_empty_batch, ["[arrays].delta_out.file", "bad.npy", "(0, 3)", "empty axis"]),
+    ("empty_values", edit(DELTA_LINE, "delta_out = { values = [] }"), None, ["[arrays].delta_out.values", "empty"]),
+    ("empty_values_batch", edit(DELTA_LINE, "delta_out = { values = [[], []] }"), None, ["[arrays].delta_out.values", "empty"]),
+    ("bool_values", edit(DELTA_LINE, "delta_out = { values = [true, false, true] }"), None, ["[arrays].delta_out.values", "boolean"]),
+    ("bool_nested_values", edit(DELTA_LINE, "delta_out = { values = [[0.1, 0.2, 0.3], [0.0, true, 0.0]] }"), None, ["[arrays].delta_out.values", "boolean"]),
+    ("stabilize_epsilon_below_range", edit(W1_LINE, 'W1 = { init = "uniform", stabilize = { epsilon = 1e-8 } }'), None, ["[arrays].W1.stabilize.epsilon", "from 1e-07 to 1", "1e-08"]),
+    ("stabilize_epsilon_above_range", edit(W1_LINE, 'W1 = { init = "uniform", stabilize = { epsilon = 10.0 } }'), None, ["[arrays].W1.stabilize.epsilon", "from 1e-07 to 1"]),
     ("stabilize_negative_margin", edit(W1_LINE, 'W1 = { init = "uniform", stabilize = { margin = -0.01 } }'), None, ["[arrays].W1.stabilize.margin"]),
 ]
 

@@ -5,14 +5,16 @@ input errors naming the key before anything runs."""
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
 
 from helpers import tiny_experiment
 from neurodyn.cli import main
+from neurodyn.io.errors import ModelError
 from neurodyn.io.experiment import load_experiment
-from neurodyn.io.sweep import load_sweep, prepare, run_trial
+from neurodyn.io.sweep import load_sweep, open_sweep, prepare, run_trial
 from neurodyn.io.training import run_training, run_training_seeds
 
 BASE = tiny_experiment(name="tiny_sweep", seed=4, n_train=60, n_test=30, eval_samples=30, probe_samples=10)
@@ -182,6 +184,10 @@ samples = 6
         ('[sweep]\nmode = "random"\n', "[sweep]", ["samples"]),
         ('[sweep]\nseeds = 0\n', "[sweep].seeds", ["greater than or equal to 1"]),
         ("[sweep]\nsede = 2\n", "[sweep]", ["sede"]),
+        ("[sweep]\nseedz = 2\n", "[sweep].seedz", ["unknown key; did you mean 'seeds'?", "remove or rename it"]),
+        ('[sweep]\nmode = "random"\nsamples = 2\n[sweep.random]\n"training.lr" = { low = 0.1, hihg = 1.0 }\n', '[sweep.random]."training.lr".hihg', ["did you mean 'high'?"]),
+        ("[sweep]\nseeds = 3\n[sweep.grid]\n\"seed\" = [9223372036854775806]\n", "[sweep].seeds", ['"seed" = 9223372036854775806', "fewer seeds"]),
+        ('[sweep.grid]\n"training.batch_size" = [4, 500]\n', '[sweep.grid]."training.batch_size" = 500', ["training samples"]),
         ('[sweep.random]\n"training.lr" = { low = 1.0, high = 0.1 }\n', "[sweep]", ["low < high"]),
         ('[sweep]\nmode = "optuna"\n[sweep.grid]\n"training.lr" = [0.1]\n', "[sweep]", ["samples"]),
         ('[sweep]\nmode = "optuna"\nsamples = 3\n[sweep.grid]\n"training.lr" = [0.1]\n', "[sweep].rule", ["trains 2 rules", 'rule = "bp"']),
@@ -373,3 +379,186 @@ def test_model_sweep_simulates_every_setting_and_finds_the_closed_form_abscissa(
 )
 def test_bad_model_sweeps_are_input_errors_naming_the_key(tmp_path, capsys, sweep, key, words):
     _refused(_model_file(tmp_path, sweep), tmp_path / "sw", capsys, key, words)
+
+
+# --- hostile input: failures, resumes, memory, damaged folders ---------------------------
+def _one_line(capsys, *words):
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    for w in words:
+        assert w in err, err
+    return err
+
+
+def test_sweep_where_every_trial_fails_exits_3_and_reports_them_as_failed(tmp_path, capsys):
+    file = _file(tmp_path, sweep='[sweep]\nseeds = 2\n[sweep.grid]\n"training.lr" = [1e300]\n')
+    out = tmp_path / "sw"
+    assert main(["sweep", str(file), "--out", str(out), "--workers", "1"]) == 3
+    _one_line(capsys, f"{out}: every trial diverged")
+    rows = _rows(out / "results.csv")
+    assert rows and all(r["status"].startswith("diverged") for r in rows)  # failed trials are rows of the table, marked
+    summary = json.loads((out / "summary.json").read_text())
+    assert all(e["diverged"] == 2 and "test_loss" not in e for e in summary["settings"]) and summary["best"] == {}
+    assert (out / "summary.png").stat().st_size > 0
+    # a model sweep where no simulation converges: the same
+    model = _model_file(tmp_path, '[sweep.grid]\n"arrays.B1.scale" = [-10.0]\n')
+    assert main(["sweep", str(model), "--out", str(tmp_path / "m"), "--workers", "1"]) == 3
+    _one_line(capsys, "every trial did not converge")
+    assert all(r["status"].startswith("not converged") for r in _rows(tmp_path / "m" / "results.csv"))
+
+
+def test_resume_refuses_another_file_with_the_same_name_and_sweep(tmp_path, capsys):
+    sweep = SWEEP.replace("seeds = 2", "seeds = 1")
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    a = _file(tmp_path / "a", sweep=sweep)
+    b = _file(tmp_path / "b", sweep=sweep, base=BASE.replace("sizes = [4, 5, 3]", "sizes = [4, 6, 3]"))
+    out = tmp_path / "sw"
+    prepare(load_sweep(a), out, resume=False)  # a sweep of a began, then was killed
+    assert main(["sweep", str(b), "--out", str(out), "--resume"]) == 2
+    _one_line(capsys, f"{out}: holds a sweep of another file", "choose a new --out")
+    assert "sizes = [4, 5, 3]" in (out / "trials" / "trial_0000" / "experiment.toml").read_text()
+    # a folder of an earlier version (no fingerprint) resumes only with the file that wrote its trials
+    record = json.loads((out / "sweep.json").read_text())
+    del record["fingerprint"]
+    (out / "sweep.json").write_text(json.dumps(record))
+    with pytest.raises(ModelError, match="earlier neurodyn"):
+        open_sweep(load_sweep(b), out, resume=True)
+    assert main(["sweep", str(a), "--out", str(out), "--resume", "--workers", "1"]) == 0
+    assert "fingerprint" in json.loads((out / "sweep.json").read_text())
+    assert len({r["trial"] for r in _rows(out / "results.csv")}) == 2
+
+
+def test_seeds_train_together_only_as_many_as_the_memory_limit_allows(tmp_path):
+    from neurodyn.io.trials import seed_bytes
+
+    file = _file(tmp_path, sweep=SWEEP.replace("seeds = 2", "seeds = 3").replace(", 0.005", ""))
+    limit = int(2.5 * seed_bytes(load_experiment(file)))  # two seeds fit, three do not
+    out = tmp_path / "sw"
+    assert main(["sweep", str(file), "--out", str(out), "--workers", "1", "--max-memory", str(limit)]) == 0
+    vmapped = [json.loads((out / "trials" / f"trial_{i:04d}" / "summary.json").read_text()).get("vmapped_seeds") for i in range(3)]
+    assert vmapped == [2, 2, None]
+    assert {r["status"] for r in _rows(out / "results.csv")} == {"completed"}
+
+
+def _mnist_file(tmp_path):
+    text = BASE.replace("sizes = [4, 5, 3]", "sizes = [784, 5, 10]").replace('kind = "nonlinear_regression"', 'kind = "mnist"')
+    return _file(tmp_path, base=text.replace("teacher_scale = 1.0\n", "").replace("init_scale = 1.0", "init_scale = 0.01"))
+
+
+def test_missing_data_is_found_before_anything_is_written(tmp_path, capsys):
+    file, out = _mnist_file(tmp_path), tmp_path / "sw"
+    (tmp_path / "empty").mkdir()
+    for _ in range(2):  # the same command again meets the same error, not a folder it left
+        assert main(["sweep", str(file), "--out", str(out), "--workers", "1", "--data-dir", str(tmp_path / "empty")]) == 2
+        _one_line(capsys, f"{tmp_path / 'empty'}: MNIST files not found")
+        assert not out.exists()
+    # data found but unreadable when the first trial starts: what the sweep wrote is removed
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (bad / name).write_bytes(b"xx")
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert main(["sweep", str(file), "--out", str(out), "--workers", "1", "--data-dir", str(bad)]) == 2
+    _one_line(capsys, "not an IDX file")
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_model_sweep_of_array_files_reads_them_from_where_the_swept_file_points(tmp_path, monkeypatch):
+    file = _model_file(tmp_path, '[sweep.grid]\n"arrays.delta_out" = [{ file = "arrays/d.npy" }]\n')
+    np.save(tmp_path / "arrays" / "d.npy", np.full((4, 6), 0.1))
+    monkeypatch.chdir(tmp_path / "arrays")  # neither the file's folder nor the output folder
+    out = tmp_path / "sw"
+    assert main(["sweep", str(file), "--out", str(out), "--workers", "1"]) == 0
+    assert f'file = "{tmp_path / "arrays" / "d.npy"}"' in (out / "trials" / "trial_0000" / "model.toml").read_text()
+    assert _rows(out / "results.csv")[0]["status"] == "completed"
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A finished sweep (2 settings x 2 seeds) that tests copy and damage."""
+    tmp = tmp_path_factory.mktemp("finished")
+    out = tmp / "sw"
+    assert main(["sweep", str(_file(tmp, sweep=SWEEP.replace(", 0.005", ", 0.005, 0.001"))), "--out", str(out), "--workers", "1"]) == 0
+    return out
+
+
+def _damaged(finished, tmp_path, name, text, keep_trials=True):
+    out = tmp_path / "copy"
+    shutil.copytree(finished, out)
+    if not keep_trials:
+        shutil.rmtree(out / "trials")
+    (out / name).write_text(text(finished / name) if callable(text) else text)
+    return out
+
+
+def _edit_record(**change):
+    def edit(path):
+        record = json.loads(path.read_text())
+        record.update(change)
+        return json.dumps({k: v for k, v in record.items() if v is not None})
+    return edit
+
+
+def _setting_x(path):
+    lines = path.read_text().splitlines()
+    i = lines[0].split(",").index("setting")
+    row = lines[1].split(",")
+    row[i] = "x"
+    return "\n".join([lines[0], ",".join(row), *lines[2:]]) + "\n"
+
+
+@pytest.mark.parametrize(
+    "name,text,keep_trials,words",
+    [
+        ("sweep.json", "{bad", True, ["sweep.json: not readable as JSON"]),
+        ("sweep.json", _edit_record(spec=None), True, ["sweep.json: spec: missing"]),
+        ("sweep.json", _edit_record(target="bogus"), True, ["sweep.json: target: 'bogus'"]),
+        ("sweep.json", _edit_record(trials=[]), True, ["results.csv: line 2: trial 'trial_0000'", "not a trial of sweep.json"]),
+        ("sweep.json", _edit_record(trials=[{"trial": "../../x", "setting": 0, "seed": 0, "values": {"training.lr": 0.02}}]), True, ["sweep.json: trials: entry 0"]),
+        ("results.csv", "foo,bar\n1,2\n", False, ["results.csv: no column trial"]),
+        ("results.csv", "", False, ["results.csv: no column trial"]),
+        ("results.csv", _setting_x, False, ["results.csv: line 2: trial 'trial_0000', setting 'x'"]),
+        ("results.csv", lambda p: p.read_text()[:300], False, ["results.csv: "]),
+        ("results.csv", lambda p: "".join(p.read_text().splitlines(keepends=True)[:3]), False, ["results.csv: it has no rows of 5 of the 6 trials"]),
+    ],
+)
+def test_summary_of_a_damaged_folder_is_one_line_naming_the_file(finished, tmp_path, capsys, name, text, keep_trials, words):
+    out = _damaged(finished, tmp_path, name, text, keep_trials)
+    capsys.readouterr()
+    assert main(["sweep", "--summary", str(out)]) == 2
+    _one_line(capsys, *words, "rerun the sweep into a new --out")
+
+
+def test_resume_of_a_damaged_folder_is_one_line_naming_the_file(finished, tmp_path, capsys):
+    out = _damaged(finished, tmp_path, "sweep.json", "{bad")
+    capsys.readouterr()
+    assert main(["sweep", str(_file(tmp_path)), "--out", str(out), "--resume"]) == 2
+    _one_line(capsys, f"{out / 'sweep.json'}: not readable as JSON")
+
+
+def test_summary_rebuilds_a_table_cut_short_from_the_trial_folders(finished, tmp_path, capsys):
+    out = _damaged(finished, tmp_path, "results.csv", lambda p: p.read_text()[:300])
+    capsys.readouterr()
+    assert main(["sweep", "--summary", str(out)]) == 0
+    assert "rebuilt from the trial folders" in capsys.readouterr().out
+    assert _rows(out / "results.csv") == _rows(finished / "results.csv")
+    summary = json.loads((out / "summary.json").read_text())
+    assert all(e["test_loss"]["n"] == 2 for e in summary["settings"])
+    # without all the trial folders it cannot be rebuilt: refused
+    shutil.rmtree(out / "trials" / "trial_0005")
+    (out / "results.csv").write_text((finished / "results.csv").read_text()[:300])
+    assert main(["sweep", "--summary", str(out)]) == 2
+    _one_line(capsys, "results.csv: ", "do not hold every trial's results")
+
+
+@pytest.mark.slow  # starts two worker processes; .ci/run runs it after the default suite
+def test_input_error_in_a_pool_worker_is_one_line_and_leaves_nothing(tmp_path, capsys):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (bad / name).write_bytes(b"xx")
+    out = tmp_path / "sw"
+    assert main(["sweep", str(_mnist_file(tmp_path)), "--out", str(out), "--workers", "2", "--data-dir", str(bad)]) == 2
+    _one_line(capsys, "not an IDX file")
+    assert not out.exists()

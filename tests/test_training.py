@@ -8,7 +8,7 @@ import pytest
 
 from neurodyn.cli import main
 from neurodyn.io import training
-from neurodyn.io.errors import ModelError
+from neurodyn.io.errors import ModelError, NumericalError
 from neurodyn.io.experiment import load_experiment
 
 from helpers import interrupted_training
@@ -127,6 +127,7 @@ def test_resume_after_interrupt_gives_the_same_weights(tmp_path, monkeypatch):
         ('loss = "squared_error"', 'loss = "cross_entropy"', "[network]"),
         ('kind = "nonlinear_regression"', 'kind = "cifar"', "[data].kind"),
         ("[rules.sldi]", "[rules.sldi]\nfeedbak = 1", "[rules.sldi].feedbak"),
+        ("leak = 0.05", "leak = 1e300", "[rules.sldi].leak"),  # beyond MAX_LEAK: overflowed the loop's eigenvalues
     ],
 )
 def test_bad_experiment_files(tmp_path, old, new, key):
@@ -137,6 +138,21 @@ def test_bad_experiment_files(tmp_path, old, new, key):
     with pytest.raises(ModelError) as info:
         load_experiment(path)
     assert key in str(info.value) and "\n" not in str(info.value)
+
+
+def test_weights_whose_norms_overflow_are_reported_as_diverged(tmp_path):
+    """FA with feedback of scale 1e200 drives W_1 to finite entries whose norm overflows:
+    that is a divergence (exit 3 from the CLI), not a completed run with inf in its metrics."""
+    text = EXPERIMENT.format(batch=4, steps=4, every=2, rules='[rules.bp]\n[rules.fa]\nfeedback = "random"\nfeedback_scale = 1e200\n')
+    path = tmp_path / "exp.toml"
+    path.write_text(text.replace("[6, 5, 4, 3]", "[4, 5, 3]").replace('["tanh", "tanh", "linear"]', '["tanh", "linear"]').replace("clip = 10.0\n", ""))
+    with pytest.raises(NumericalError, match="rules fa diverged"):
+        training.run_training(load_experiment(path), tmp_path / "o")
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["status"]["bp"] == "completed"
+    assert summary["status"]["fa"] == "diverged (weight norms overflow by step 2)"
+    rows = [r for r in _csv(tmp_path / "o" / "metrics.csv") if r["rule"] == "fa"]
+    assert [r["step"] for r in rows] == ["0"] and all(np.isfinite(float(v)) for k, v in rows[0].items() if k.startswith("norm_"))
 
 
 def test_sldi_needs_two_hidden_layers(tmp_path):

@@ -42,11 +42,16 @@ class PhaseOptions(StrictOptions):
     cycles: int = Field(1, ge=1, description="two phases: number of free/learning cycles")
 
 
+#: largest controller leak alpha accepted (relative to the unit time constant; the papers
+#: use alpha <= 1): beyond it the loop's eigenvalue formulas overflow in float64
+MAX_LEAK = 1e6
+
+
 class LeakyOptions(StrictOptions):
     """Options common to the dynamic-inversion kinds."""
 
     nonlinearity: str | list[str] = Field("tanh", description="g applied to delta_i: one name, or a list, one per delta_0..delta_{L-1}")
-    leak: float = Field(0.0, ge=0.0, description="controller leak alpha >= 0")
+    leak: float = Field(0.0, ge=0.0, le=MAX_LEAK, description="controller leak alpha, 0 to 1e6")
 
     _names = field_validator("nonlinearity")(classmethod(lambda cls, v: check_names(v)))
 
@@ -110,7 +115,7 @@ class LayerStack(LayerSizes, Circuit):
 CONTROLLER_OPTION_DOCS = {
     "nonlinearity": "g on delta_i: a name or a list of L names (default tanh)",
     "controller": "nonlinear | linearized (default nonlinear)",
-    "leak": "controller leak alpha >= 0 (default 0)",
+    "leak": "controller leak alpha, 0 to 1e6 (default 0)",
 }
 
 

@@ -113,7 +113,7 @@ class DynamicInversionExpanding(Circuit):
         return KindInfo(
             kind=cls.kind,
             summary="expanding-layer alternative controller, one layer (supplement S1-S2)",
-            options={"nonlinearity": "g on delta_0 (default tanh)", "leak": "alpha >= 0 on delta_0 (default 0)"},
+            options={"nonlinearity": "g on delta_0 (default tanh)", "leak": "alpha on delta_0, 0 to 1e6 (default 0)"},
             arrays={
                 "W1": "forward weights, d_1 x d_0",
                 "B1": "feedback weights, d_0 x d_1 (stable for B1 = +W1^T: neg_transpose with scale = -1)",

@@ -154,7 +154,9 @@ def parse(spec: str) -> Nonlinearity:
     """
     if not isinstance(spec, str):
         raise ValueError(f"nonlinearity must be a string, got {spec!r}")
-    head, _, arg = spec.strip().partition(":")
+    head, colon, arg = spec.strip().partition(":")
+    if colon and not arg:
+        raise ValueError(f"'{spec}' ends with ':' but gives no parameter; write '{head}' or e.g. 'leaky_relu:0.1'")
     if head not in REGISTRY:
         close = difflib.get_close_matches(head, list(REGISTRY), n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""

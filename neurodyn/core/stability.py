@@ -60,7 +60,8 @@ def two_block_eigenvalues_of_product(product: jax.Array, n: int, m: int, a, b) -
     ``m <= n``) or ``P Q`` (n x n), for callers that can form it cheaply."""
     nu = jnp.linalg.eigvals(product)
     extra, k = (-a, n - m) if m <= n else (-b, m - n)
-    disc = jnp.sqrt((a - b) ** 2 + 4.0 * nu.astype(jnp.result_type(nu, 1j)))
+    gap = jnp.asarray(a - b, nu.real.dtype)  # squared in floating point: inf, not OverflowError
+    disc = jnp.sqrt(gap**2 + 4.0 * nu.astype(jnp.result_type(nu, 1j)))
     lam = jnp.concatenate([(-(a + b) + disc) / 2.0, (-(a + b) - disc) / 2.0])
     return jnp.concatenate([lam, jnp.full((k,), extra, dtype=lam.dtype)])
 

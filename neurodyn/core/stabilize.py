@@ -25,6 +25,10 @@ from .stability import SSA, smoothed_spectral_abscissa, smoothed_spectral_abscis
 METHODS = ("ssa", "heuristic")
 #: iterations over which too little SSA progress triggers the eps continuation
 EPS_WINDOW = 10
+#: the valid range of the SSA smoothing parameter eps: the continuation tightens eps down
+#: to EPS_MIN (below it the Lyapunov solves near the abscissa lose their accuracy); above
+#: EPS_MAX the SSA lies far above the spectral abscissa and no longer guides the descent
+EPS_MIN, EPS_MAX = 1e-7, 1.0
 
 
 @dataclass
@@ -109,7 +113,7 @@ def stabilize(
     progress: bool = False,
     patience: int = 50,
     polyak_tries: int = 6,
-    eps_min: float = 1e-7,
+    eps_min: float = EPS_MIN,
 ) -> StabilizeResult:
     """Gradient descent on the SSA of ``circuit``'s block system matrix w.r.t. ``where(circuit)``.
 
@@ -132,7 +136,7 @@ def stabilize(
     if method not in METHODS:
         raise ValueError(f"unknown method '{method}' (choose from {', '.join(METHODS)})")
     if margin < 0 or eps <= 0 or lr <= 0 or max_iter < 0 or not 0 < eps_min <= eps:
-        raise ValueError("margin must be >= 0; eps, lr positive; 0 < eps_min <= eps; max_iter >= 0")
+        raise ValueError(f"margin must be >= 0; eps, lr positive; 0 < eps_min <= eps (eps_min defaults to EPS_MIN = {EPS_MIN:g}); max_iter >= 0")
     start = time.perf_counter()
     target = target_abscissa(circuit, margin)
     leaves = where(circuit)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..core.circuit import ArraySpec
+from ..core.stabilize import EPS_MAX, EPS_MIN
 from .errors import ModelError, check_keys, suggest
 
 INITS = {
@@ -28,6 +29,9 @@ INITS = {
     "neg_transpose": {"of": None, "scale": 1.0},
 }
 COMMON_KEYS = ("seed", "batch", "stabilize")
+#: numpy's normal draws stay within about 9.3 standard deviations of the mean (the
+#: ziggurat's tail from a 53-bit uniform): ``|mean| + 10 std`` must be a finite float64
+NORMAL_REACH = 10.0
 SOURCES = ("init", "file", "values")
 
 
@@ -109,7 +113,14 @@ def _stabilize_settings(file, key, entry, spec: ArraySpec) -> dict | None:
         out[k] = _number(file, f"{key}.stabilize.{k}", v, positive=k != "margin", integer=k == "max_iter")
         if k == "margin" and v < 0:
             raise ModelError(file, f"{key}.stabilize.margin", f"must be >= 0, got {v}")
+    check_epsilon(file, f"{key}.stabilize.epsilon", out["epsilon"])
     return out
+
+
+def check_epsilon(file, key: str, eps: float) -> None:
+    """The SSA smoothing parameter must lie in ``[EPS_MIN, EPS_MAX]`` (core.stabilize)."""
+    if not EPS_MIN <= eps <= EPS_MAX:
+        raise ModelError(file, key, f"must be from {EPS_MIN:g} to {EPS_MAX:g} (the SSA smoothing range), got {eps:g}; e.g. 1e-3")
 
 
 def _resolve_source(file, name, entry, spec: ArraySpec, master_seed, done, specs) -> ResolvedArray:
@@ -136,7 +147,9 @@ def _resolve_source(file, name, entry, spec: ArraySpec, master_seed, done, specs
         seed = derived_seed(master_seed, name) if seed is None else int(seed)
         rng = np.random.default_rng(seed)
         params = {k: _number(file, f"{key}.{k}", entry.get(k, d)) for k, d in INITS[init].items()}
-        value = _draw(file, key, init, params, shape, rng)
+        with np.errstate(over="ignore", invalid="ignore"):
+            value = _draw(file, key, init, params, shape, rng)
+        _finite_draw(file, key, init, params, value)
         text = init + "".join(f", {k}={v:g}" for k, v in params.items())
         return ResolvedArray(value, text, None if init == "zeros" else seed)
     check_keys(file, key, entry, (source, "batch"))
@@ -149,10 +162,14 @@ def _draw(file, key, init, params, shape, rng):
     if init == "uniform":
         if not params["low"] < params["high"]:
             raise ModelError(file, f"{key}.low", f"low ({params['low']}) must be below high ({params['high']})")
+        if not math.isfinite(params["high"] - params["low"]):
+            _overflow(file, key, init, params)
         return rng.uniform(params["low"], params["high"], size=shape)
     if init == "normal":
         if params["std"] < 0:
             raise ModelError(file, f"{key}.std", f"must be >= 0, got {params['std']}")
+        if not math.isfinite(abs(params["mean"]) + NORMAL_REACH * params["std"]):
+            _overflow(file, key, init, params)
         return rng.normal(params["mean"], abs(params["std"]), size=shape)  # abs: -0.0 is a valid zero
     if init == "zeros":
         return np.zeros(shape)
@@ -162,6 +179,18 @@ def _draw(file, key, init, params, shape, rng):
     q, r = np.linalg.qr(rng.normal(size=(max(m, n), min(m, n))))
     q = q * np.sign(np.diag(r))  # uniform (Haar) distribution
     return params["gain"] * (q if m >= n else q.T)
+
+
+def _overflow(file, key, init, params):
+    """An initialiser whose draws leave float64: named by its largest parameter."""
+    name = max(params, key=lambda k: abs(params[k]))
+    shown = ", ".join(f"{k} = {v:g}" for k, v in params.items())
+    raise ModelError(file, f"{key}.{name}", f"{init} with {shown} gives values beyond float64's range (about 1.8e308); give {name} a smaller magnitude")
+
+
+def _finite_draw(file, key, init, params, value):
+    if not np.all(np.isfinite(value)):
+        _overflow(file, key, init, params)
 
 
 def _neg_transpose(file, key, entry, spec, done, specs):
@@ -178,11 +207,14 @@ def _neg_transpose(file, key, entry, spec, done, specs):
             raise ModelError(file, f"{key}.of", f"'{n}' must be given in [arrays] and must not itself be a neg_transpose")
     scale = _number(file, f"{key}.scale", entry.get("scale", 1.0))
     product = done[names[0]].value
-    for n in names[1:]:
-        if done[n].value.ndim != 2 or done[n].value.shape[1] != product.shape[0]:
-            raise ModelError(file, f"{key}.of", f"cannot multiply {n} {done[n].value.shape} after {product.shape}")
-        product = done[n].value @ product
-    value = -scale * product.T
+    with np.errstate(over="ignore", invalid="ignore"):
+        for n in names[1:]:
+            if done[n].value.ndim != 2 or done[n].value.shape[1] != product.shape[0]:
+                raise ModelError(file, f"{key}.of", f"cannot multiply {n} {done[n].value.shape} after {product.shape}")
+            product = done[n].value @ product
+        value = -scale * product.T
+    if not np.all(np.isfinite(value)):
+        raise ModelError(file, f"{key}.scale", f"-scale * ({' '.join(reversed(names))})^T with scale = {scale:g} has values beyond float64's range; use a smaller scale or smaller arrays")
     if value.shape != tuple(spec.shape):
         raise ModelError(file, f"{key}.of", f"-({' '.join(reversed(names))})^T has shape {value.shape}, expected {tuple(spec.shape)}")
     return value
@@ -227,6 +259,8 @@ def _check_npy_header(file, key, rel, path: Path) -> None:
         raise ModelError(file, f"{key}.file", f"'{rel}' is not a valid .npy file ({err}); save it with numpy.save") from None
     if dtype.hasobject:
         raise ModelError(file, f"{key}.file", f"'{rel}' holds pickled/object data, which is not allowed; save a numeric array")
+    if 0 in shape:
+        raise ModelError(file, f"{key}.file", f"'{rel}' has shape {tuple(shape)}, with an empty axis (no samples or no entries); save an array with at least one entry along every axis")
     claimed = math.prod(shape) * dtype.itemsize
     held = path.stat().st_size - offset
     if claimed != held:
@@ -234,11 +268,27 @@ def _check_npy_header(file, key, rel, path: Path) -> None:
 
 
 def _literal(file, key, values):
+    if _holds_bool(values):
+        raise ModelError(file, f"{key}.values", "holds a boolean (true/false); write numbers, e.g. 1.0 and 0.0")
     try:
         value = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
         raise ModelError(file, f"{key}.values", "must be a (nested) list of numbers of equal lengths") from None
+    if value.size == 0:
+        raise ModelError(file, f"{key}.values", f"is empty (shape {value.shape}); give at least one number along every axis")
     return _finite(file, key, value)
+
+
+def _holds_bool(values) -> bool:
+    """Whether a (nested) list holds a boolean anywhere (without recursion)."""
+    stack = [values]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, bool):
+            return True
+        if isinstance(v, list):
+            stack.extend(v)
+    return False
 
 
 def _finite(file, key, value):

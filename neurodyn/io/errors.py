@@ -19,6 +19,11 @@ class ModelError(ValueError):
         where = f"{self.file}: {key}: " if key else f"{self.file}: "
         super().__init__(where + " ".join(message.split()))
 
+    def __reduce__(self):
+        # rebuilt from the constructor's arguments: an error raised in a worker process
+        # reaches the parent as itself (one line, exit 2), not as a broken process pool
+        return type(self), (self.file, self.key, self.message)
+
 
 class NumericalError(RuntimeError):
     """A numerical failure on valid input (could not stabilise, ...): CLI exit code 3."""

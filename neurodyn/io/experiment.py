@@ -231,16 +231,19 @@ def experiment_from_table(file: Path, data: dict) -> Experiment:
 
 
 def _check_training_memory(file, sections: dict, n_rules: int) -> None:
-    """The training must fit in memory (:func:`~.resources.training_memory`): data sets at
-    their requested (or default) sizes, MNIST at most its 10,000 test-file images."""
-    n, d, t = sections["network"], sections["data"], sections["training"]
-    if d.kind == "mnist":
-        n_data = 10_000
-    else:
-        n_data = (d.n_train or 2000) + (d.n_test or 1000)
+    """The training must fit in memory (:func:`training_parts`)."""
+    check_memory(file, training_parts(sections["network"], sections["data"], sections["training"], n_rules), "this training")
+
+
+def training_parts(network, data, training, n_rules: int) -> dict:
+    """The estimated memory of one training, by part (:func:`~.resources.training_memory`):
+    data sets at their requested (or default) sizes, MNIST at most its 10,000 test-file
+    images."""
+    n, d, t = network, data, training
+    n_data = 10_000 if d.kind == "mnist" else (d.n_train or 2000) + (d.n_test or 1000)
     n_eval = max(min(t.eval_samples, n_data), d.n_test or 1000, t.batch_size)
     itemsize = 4 if t.dtype == "float32" else 8
-    check_memory(file, training_memory(n.sizes, n_rules, n_data, t.batch_size, t.eval_every, n_eval, itemsize), "this training")
+    return training_memory(n.sizes, n_rules, n_data, t.batch_size, t.eval_every, n_eval, itemsize)
 
 
 def _rule_options(file, label: str, table, network: NetworkSpec) -> RuleOptions:

@@ -24,7 +24,7 @@ from ..core.simulate import FIXED_STEP_SOLVERS, SOLVERS
 from .arrays import ResolvedArray, resolve_arrays
 from .errors import ModelError, NumericalError, check_keys, read_toml, suggest
 from .overrides import apply
-from .resources import check_memory, model_memory
+from .resources import Linearisation, check_memory, merge, model_memory, ssa_memory, stability_memory
 
 TOP_KEYS = ("name", "description", "seed", "circuit", "arrays", "simulation", "plasticity", "sweep")
 PLASTICITY_KEYS = ("arrays", "tau_w", "gate")
@@ -287,16 +287,55 @@ def _array_bytes(table: dict, specs) -> dict[str, tuple[float, str]]:
     return parts
 
 
-def _check_run_memory(file, circuit: Circuit, arrays, specs, simulation, plastic: bool) -> None:
-    """The simulation's trajectory and Jacobians must fit (:func:`~.resources.model_memory`);
-    plastic arrays, when there are any, count as state (all parameters, an upper bound)."""
+def linearisation(circuit: Circuit) -> Linearisation:
+    """The shapes behind the memory estimates (:class:`~.resources.Linearisation`), from
+    the circuit's structure and traced shapes: nothing is allocated."""
+    import equinox as eqx
+    import jax
+
+    n = circuit.state_size
+    blocks = circuit.reduced_blocks()
+    if blocks is None:
+        state = {k: jax.ShapeDtypeStruct(s, np.result_type(float)) for k, s in circuit.state_shapes().items()}
+        z = math.prod(eqx.filter_eval_shape(lambda c, y: c.reduce(y), circuit, state).shape)
+        rows = ((z, 0, False),)
+    else:
+        loop = lambda b: b.jacobian.left.shape[1] if b.jacobian is not None and b.jacobian.gain is not None else 0  # noqa: E731
+        rows = tuple((b.stop - b.start, loop(b), b.shared_jacobian) for b in blocks)
+    pieces = eqx.filter_eval_shape(lambda c: c.system_blocks(), circuit)
+    # a two-block piece's SSA runs on the dense n + m matrix, or reduced to at most 3m
+    ssa = (n,) if pieces is None else tuple(a + b if 2 * b >= a else 3 * b for a, b in (p[0].shape for p in pieces))
+    return Linearisation(n, rows, type(circuit).eigenvalues is Circuit.eigenvalues, ssa)
+
+
+def _batch_key(arrays, specs) -> str | None:
+    """``[arrays].NAME.batch`` of the first batched input, if any."""
+    return next((f"[arrays].{k}.batch" for k, s in specs.items() if s.role == "input" and arrays[k].value.ndim == len(s.shape) + 1), None)
+
+
+def _run_memory(circuit: Circuit, arrays, specs, simulation, plastic: bool) -> dict[str, tuple[float, str]]:
+    """The simulation's trajectory, Newton's and the verification's matrices
+    (:func:`~.resources.model_memory`); plastic arrays, when there are any, count as
+    state in the trajectory (all parameters, an upper bound)."""
+    lin = linearisation(circuit)
     batch = input_batch(arrays, specs) or 1
-    n_state = sum(math.prod(s) for s in circuit.state_shapes().values())
     if plastic:
-        n_state += sum(math.prod(s.shape) for s in specs.values() if s.role == "param")
+        extra = sum(math.prod(s.shape) for s in specs.values() if s.role == "param")
+        lin = Linearisation(lin.n_state + extra, lin.blocks, lin.dense_eigenvalues, lin.ssa_sizes)
     n_save = simulation.saveat if isinstance(simulation.saveat, int) else len(simulation.saveat)
-    dense = type(circuit).eigenvalues is Circuit.eigenvalues  # the kind has no structured eigenvalues
-    check_memory(file, model_memory(n_state, batch, n_save, dense), "simulating this model")
+    parts = model_memory(lin, batch, n_save, _batch_key(arrays, specs))
+    if any(a.stabilize is not None for a in arrays.values()):
+        parts = merge(parts, ssa_memory(lin))
+    return parts
+
+
+def check_stability_memory(model: Model) -> None:
+    """``stability``'s estimate: the simulation's (:func:`_run_memory`) and the dense block
+    system matrix with its eigenproblem and SSA (:func:`~.resources.stability_memory`)."""
+    specs = model.cls.array_specs(model.sizes, model.options)
+    circuit = model.neural_circuit
+    parts = merge(_run_memory(circuit, model.arrays, specs, model.simulation, False), stability_memory(linearisation(circuit)))
+    check_memory(model.path, parts, "analysing the stability of this model")
 
 
 def load_model(path: str | Path | None = None, *, stabilize: bool = True, overrides: dict | None = None) -> Model:
@@ -387,7 +426,7 @@ def model_from_table(file: Path, data: dict, *, stabilize: bool = True) -> Model
             circuit = cls.from_arrays(sizes, options, {k: a.value for k, a in arrays.items()})
     except ValueError as err:
         raise ModelError(file, "[circuit]", str(err)) from None
-    _check_run_memory(file, circuit, arrays, specs, simulation, plastic="plasticity" in data)
+    check_memory(file, _run_memory(circuit, arrays, specs, simulation, plastic="plasticity" in data), "simulating this model")
     stabilization = _stabilize_arrays(file, circuit, arrays) if stabilize else {}
     if stabilization:
         with horizon(simulation.t1):

@@ -304,6 +304,14 @@ def sweep_plot(path: Path, summary: dict) -> None:
     metric, swept = summary["metric"], summary["swept"]
     entries = [e for e in summary["settings"] if metric in e]
     fig, ax = plt.subplots(figsize=(7.5, 4.5), layout="constrained")
+    kind = {"grid": "grid sweep", "random": "random sweep", "optuna": "Optuna search"}[summary.get("mode", "grid")]
+    ax.set_title(f"{kind} of {summary['file']}")
+    if not entries:  # every trial failed: say so instead of drawing empty axes
+        ax.text(0.5, 0.5, "no setting has a completed trial\n(summary.json counts the failed ones)", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return
     numeric = bool(swept) and all(isinstance(e["values"][swept[0]], (int, float)) for e in entries)
     lines: dict = {}
     for e in entries:
@@ -335,8 +343,6 @@ def sweep_plot(path: Path, summary: dict) -> None:
     if means.size and np.all(means > 0) and means.max() / means.min() >= 100:
         ax.set_yscale("log")
     ax.set_ylabel(f"{SWEEP_METRICS.get(metric, 'final ' + metric.replace('_', ' '))}\n(mean +- 1 s.d. over seeds)")
-    kind = {"grid": "grid sweep", "random": "random sweep", "optuna": "Optuna search"}[summary.get("mode", "grid")]
-    ax.set_title(f"{kind} of {summary['file']}")
     ax.grid(alpha=0.3)
     if lines:
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from dataclasses import dataclass
 
 from .errors import ModelError
 
@@ -77,14 +78,106 @@ def check_memory(file, parts: dict[str, tuple[float, str]], what: str) -> None:
         )
 
 
-def model_memory(n_state: int, batch: int, n_save: int, dense_jacobian: bool) -> dict[str, tuple[float, str]]:
+#: copies of the saved trajectory: the solver's output and its numpy copy
+TRAJECTORY_COPIES = 2
+#: copies of the batch's state the ODE solver holds: Tsit5's seven stages, the state, its
+#: error estimate and a step's temporaries (with the trajectory, about 230 MB on
+#: dynamic_inversion [1000, 10] with 1000 samples)
+SOLVER_COPIES = 12
+#: copies of a dense ``n x n`` matrix that one linear solve or eigenproblem holds at once
+#: (the matrix, its LU or Hessenberg copy, LAPACK's workspace and the compiled program's
+#: temporaries)
+SOLVE_COPIES = 3
+#: copies of the ``N x N`` block system matrix that ``stability`` holds at its peak: the
+#: matrix (jax and numpy), the dense eigenproblem, the analytic and autodiff Jacobians at
+#: the fixed point and their difference (peak RSS on dynamic_inversion [1000, 10]: see docs)
+STABILITY_COPIES = 8
+#: copies of the matrix whose smoothed spectral abscissa is found: the shifted matrix,
+#: two Lyapunov solves (Schur form, Schur vectors, solution), ``Q P^T`` and the gradient
+SSA_COPIES = 10
+
+
+@dataclass(frozen=True)
+class Linearisation:
+    """What a circuit's linear algebra costs, from its shapes alone (no array built):
+    ``n_state`` per sample, ``blocks`` the reduced blocks Newton solves one after the other
+    as ``(size, loop width or 0, shared)`` (one block of the reduced size where the kind
+    declares none), ``dense_eigenvalues`` whether the fixed point's eigenvalues come
+    from the dense Jacobian, and ``ssa_sizes`` the sizes of the matrices whose smoothed
+    spectral abscissa ``stability`` computes."""
+
+    n_state: int
+    blocks: tuple[tuple[int, int, bool], ...]
+    dense_eigenvalues: bool
+    ssa_sizes: tuple[int, ...]
+
+
+def _samples(n: int) -> str:
+    return "1 sample" if n == 1 else f"{n} samples"
+
+
+def _sizes_or_batch(batch: int, size: int, batch_key: str | None) -> str:
+    """The key to name for ``batch x size^2`` bytes: the batch where it is the larger factor."""
+    return batch_key if batch_key and batch > size else "[circuit].sizes"
+
+
+def model_memory(lin: Linearisation, batch: int, n_save: int, batch_key: str | None = None) -> dict[str, tuple[float, str]]:
     """The parts of a simulation's memory: the saved trajectory (``n_save x batch x
-    state``) and, for a circuit whose eigenvalues come from its dense Jacobian, the
-    per-sample Jacobians (``batch x state^2``, three copies while the eigenvalues are found)."""
-    parts = {"[simulation].saveat": (8.0 * n_save * batch * n_state, f"the trajectory, {n_save} points x {batch} samples x {n_state} state variables")}
-    if dense_jacobian:
-        parts["[circuit].sizes"] = (24.0 * batch * n_state**2, f"the fixed point's dense Jacobians, {batch} samples x {n_state}^2")
+    state``), Newton's Jacobians (every sample's, for the largest reduced block, with the
+    loop products' operator of :func:`~neurodyn.core.circuit.loop_product`) and the
+    verification's eigenproblems, :data:`~neurodyn.core.equilibrium.VERIFY_CHUNK` samples
+    at a time (each a dense ``state^2`` Jacobian for a kind without structured
+    eigenvalues, else the size of its largest block)."""
+    from ..core.circuit import LOOP_PRODUCT_MAX_ENTRIES
+    from ..core.equilibrium import VERIFY_CHUNK
+
+    n = lin.n_state
+    parts = {"[simulation].saveat": (8.0 * TRAJECTORY_COPIES * n_save * batch * n, f"the trajectory, {n_save} points x {_samples(batch)} x {n} state variables")}
+    _add(parts, _sizes_or_batch(batch, n, batch_key), 8.0 * SOLVER_COPIES * batch * n, f"the solver's stages, {_samples(batch)} x {n} state variables")
+    newton = 0.0
+    for m, k, shared in lin.blocks:
+        operator = 8.0 * k * m * m if 0 < k * m * m <= LOOP_PRODUCT_MAX_ENTRIES else 0.0
+        newton = max(newton, 8.0 * SOLVE_COPIES * (1 if shared else batch) * m * m + operator)
+    m = max(m for m, _, _ in lin.blocks)
+    _add(parts, _sizes_or_batch(batch, m, batch_key), newton, f"Newton's Jacobians, {_samples(batch)} x {m}^2")
+    chunk = batch if batch < 2 * VERIFY_CHUNK else VERIFY_CHUNK
+    e = n if lin.dense_eigenvalues else m  # the size of one sample's eigenproblem
+    what = "dense Jacobians" if lin.dense_eigenvalues else "eigenproblems"
+    _add(parts, _sizes_or_batch(batch, e, batch_key), 8.0 * SOLVE_COPIES * chunk * e * e, f"the fixed point's {what}, {_samples(chunk)} x {e}^2 at a time")
     return parts
+
+
+def stability_memory(lin: Linearisation) -> dict[str, tuple[float, str]]:
+    """The parts of ``stability``'s memory beyond the fixed point's
+    (:func:`model_memory`): the dense ``state^2`` block system matrix (or Jacobian at the
+    fixed point) with its eigenproblem, and the smoothed spectral abscissa's matrices."""
+    n = lin.n_state
+    ssa = max(lin.ssa_sizes)
+    return {"[circuit].sizes": (
+        8.0 * (STABILITY_COPIES * n * n + SSA_COPIES * ssa * ssa),
+        f"the dense {n} x {n} block system matrix, its eigenvalues and the SSA's {ssa} x {ssa} matrices",
+    )}
+
+
+def ssa_memory(lin: Linearisation) -> dict[str, tuple[float, str]]:
+    """The SSA optimisation of a ``stabilize`` table: the smoothed spectral abscissa's
+    matrices (the reduced pieces, or the dense system matrix)."""
+    ssa = max(lin.ssa_sizes)
+    return {"[circuit].sizes": (8.0 * SSA_COPIES * ssa * ssa, f"the SSA optimisation's {ssa} x {ssa} matrices")}
+
+
+def merge(*groups: dict[str, tuple[float, str]]) -> dict[str, tuple[float, str]]:
+    """Parts of several estimates as one (bytes of the same key added)."""
+    parts: dict[str, tuple[float, str]] = {}
+    for group in groups:
+        for key, (nbytes, desc) in group.items():
+            _add(parts, key, nbytes, desc)
+    return parts
+
+
+def _add(parts: dict, key: str, nbytes: float, desc: str) -> None:
+    before, text = parts.get(key, (0.0, ""))
+    parts[key] = (before + nbytes, f"{text} and {desc}" if text else desc)
 
 
 def training_memory(sizes: list[int], n_rules: int, n_data: int, batch_size: int, eval_every: int, n_eval: int, itemsize: int) -> dict[str, float]:

@@ -30,7 +30,7 @@ import numpy as np
 from .errors import ModelError
 from .experiment import TrainingSpec
 from .results import json_writer, write_outputs
-from .sweep import Sweep, _trial_record, write_trials
+from .sweep import Sweep, _trial_record, read_record, write_trials
 from .training import pruned
 
 
@@ -132,8 +132,7 @@ def run_search(sweep: Sweep, out_dir: Path, runner, bar) -> None:
 
     spec, st, dists = sweep.spec, study(sweep, out_dir), space(sweep)
     rule = next(iter(sweep.base["rules"]))
-    record_path = out_dir / "sweep.json"
-    record = json.loads(record_path.read_text())
+    record = read_record(out_dir)
     folders_of = {}
     for t in record["trials"]:
         folders_of.setdefault(t["setting"], []).append(str(out_dir / "trials" / t["trial"]))

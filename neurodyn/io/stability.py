@@ -17,8 +17,9 @@ from ..core.circuit import Circuit, jacobian
 from ..core.equilibrium import fixed_point
 from ..core.stability import is_oscillatory, smoothed_spectral_abscissa, system_spectrum, verdict
 from ..core.stabilize import stabilize
+from .arrays import check_epsilon
 from .errors import ModelError, NumericalError
-from .model import Model
+from .model import Model, check_stability_memory
 from .plots import spectrum_plot
 from .results import json_writer, write_outputs
 from .toml_write import dumps
@@ -138,8 +139,12 @@ def run_stability(
     (``spectrum.png``, or pdf/svg by ``figure_format``, beside it).
 
     ``report["success"]`` is false when the optimisation did not reach its target; then
-    no arrays or model file are written.
+    no arrays or model file are written. An ``epsilon`` outside the SSA's range
+    (``core.stabilize.EPS_MIN`` to ``EPS_MAX``) is an input error, like a run whose
+    estimated memory (:func:`~.model.check_stability_memory`) exceeds the limit.
     """
+    check_epsilon(model.path, "--epsilon", epsilon)
+    check_stability_memory(model)
     circuit = model.neural_circuit  # a plastic model's weights are analysed at their initial values
     if circuit.system_matrix() is None:
         if optimize:

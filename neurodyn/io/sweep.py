@@ -31,18 +31,23 @@ trial, rule and evaluation: ``trial``, ``seed``, one column per swept option, ``
 ``host``, then the training metrics) and the summary of :func:`summarize`. Trials run in a
 bounded pool of processes, or as Ray tasks on a cluster (:mod:`~neurodyn.io.trials`); a killed
 sweep continues with ``resume``: finished trials are kept, interrupted ones continue from
-their checkpoint, none is repeated.
+their checkpoint, none is repeated. ``sweep.json`` records a :func:`fingerprint` of the file
+(and of the array files it reads), so a resume with another file is refused; a damaged
+``sweep.json`` or ``results.csv`` is an input error naming it, and a ``results.csv`` that
+does not match the trial folders is rebuilt from them (:func:`read_results`).
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import io as _io
 import itertools
 import json
 import math
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,9 +57,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..learning.rules import RULES
-from .errors import ModelError, suggest
+from .errors import ModelError, check_keys, suggest
 from .experiment import SPECS, experiment_from_table, read_table
-from .model import model_from_table, portable
+from .model import MAX_SEED, model_from_table, portable
 from .model import _pydantic_error  # noqa: E402
 from .overrides import apply
 from .results import json_writer, write_outputs
@@ -191,8 +196,17 @@ def _validate_model(file: Path, table: dict):
     return model_from_table(file, table, stabilize=False)
 
 
+def _validate_experiment(file: Path, table: dict):
+    """The experiment, and its length where the data's size is known before loading it (a
+    mini-batch larger than the data is found here, not when the trial starts)."""
+    exp = experiment_from_table(file, table)
+    if exp.data.kind != "mnist" or exp.data.n_train is not None:
+        exp.total_steps(exp.data.n_train or 2000)
+    return exp
+
+
 TARGETS = {
-    "experiment": Target("experiment", "experiment.toml", ("test_loss", "train_loss", "test_accuracy"), experiment_from_table),
+    "experiment": Target("experiment", "experiment.toml", ("test_loss", "train_loss", "test_accuracy"), _validate_experiment),
     "model": Target(
         "model", "model.toml", ("spectral_abscissa", "residual", "t_final", "num_steps", "wall_time_s"), _validate_model,
         ("circuit", "arrays", "simulation", "plasticity"),
@@ -224,6 +238,8 @@ class Sweep:
         """Setting number ``s`` (``values`` of the swept options): its trials, one per seed,
         and their experiment tables (validated; an input error names the [sweep] key)."""
         table = apply(self.base, values)
+        if self.target.kind == "model":
+            table = portable(table, self.file.parent)  # a swept array file, as the base's, from any folder
         _validate_setting(self.file, table, values, self.spec, self.target)
         first = table.get("seed", self.seed)
         trials = [Trial(index=s * self.spec.seeds + k, setting=s, seed=first + k, values=values) for k in range(self.spec.seeds)]
@@ -239,10 +255,7 @@ def load_sweep(path: str | Path) -> Sweep:
     if not isinstance(raw, dict):
         run = "train the file with neurodyn train" if target.kind == "experiment" else "simulate the file with neurodyn simulate"
         raise ModelError(file, "[sweep]", f"no [sweep] table: add one (README: Sweeps) or {run}")
-    try:
-        spec = SweepSpec(**raw)
-    except ValidationError as err:
-        raise _pydantic_error(file, "[sweep]", err) from None
+    spec = _read_spec(file, raw)
     if spec.metric is not None and spec.metric not in target.metrics:
         raise ModelError(file, "[sweep].metric", f"{spec.metric} is not a result of {target.kind} files; use one of {', '.join(target.metrics)}")
     if target.kind == "model" and spec.mode == "optuna":
@@ -255,7 +268,7 @@ def load_sweep(path: str | Path) -> Sweep:
     base = {k: v for k, v in data.items() if k != "sweep"}
     if target.kind == "model":
         base = portable(base, file.parent)
-    checked = target.validate(file, base)  # the file itself is valid
+    checked = (experiment_from_table if target.kind == "experiment" else target.validate)(file, base)  # the file itself is valid
     sweep = Sweep(file=file, name=str(data.get("name", file.stem)), spec=spec, trials=(), tables={}, base=base, target=target)
     if spec.mode == "optuna":
         return _search(sweep, checked)
@@ -265,6 +278,19 @@ def load_sweep(path: str | Path) -> Sweep:
         trials += mine
         tables |= more
     return dataclasses.replace(sweep, trials=tuple(trials), tables=tables)
+
+
+def _read_spec(file, raw: dict) -> SweepSpec:
+    """The ``[sweep]`` table validated; an unknown key (of the table or of a range) gets
+    the closest valid one, as in every other table."""
+    check_keys(file, "[sweep]", raw, SweepSpec.model_fields)
+    for path, r in (raw.get("random") if isinstance(raw.get("random"), dict) else {}).items():
+        if isinstance(r, dict):
+            check_keys(file, f'[sweep.random]."{path}"', r, Range.model_fields)
+    try:
+        return SweepSpec(**raw)
+    except ValidationError as err:
+        raise _pydantic_error(file, "[sweep]", err) from None
 
 
 def _search(sweep: Sweep, exp) -> Sweep:
@@ -326,28 +352,55 @@ def _check_path(file, data: dict, path: str, table: str, target: Target) -> None
 
 
 def _validate_setting(file, table: dict, values: dict, spec: SweepSpec, target: Target) -> None:
+    """The setting's table is a valid file, and its last seed a valid seed."""
     try:
         target.validate(file, table)
     except ModelError as err:
         where = ", ".join(f'[sweep.{"grid" if p in spec.grid else "random"}]."{p}" = {v!r}' for p, v in values.items())
         raise ModelError(file, where or "[sweep]", f"this setting is not valid: {err.key}: {err.message}") from None
+    first = table.get("seed", 0)
+    if first + spec.seeds - 1 > MAX_SEED:
+        where = f'[sweep.{"grid" if "seed" in spec.grid else "random"}]."seed"' if "seed" in values else "seed"
+        raise ModelError(file, "[sweep].seeds", f"{spec.seeds} seeds from {where} = {first} go beyond the largest seed, 2^63 - 1; use a smaller seed or fewer seeds")
 
 
 # --- running -------------------------------------------------------------------------
+#: what the fix of a damaged sweep folder is
+REDO = "the folder is damaged: rerun the sweep into a new --out"
+
+
+def fingerprint(sweep: Sweep) -> str:
+    """One hash of what determines the sweep's trials: the swept file's bytes and the
+    content of every array file its trials read. ``sweep.json`` records it, so that a
+    resume cannot mix the trials of two files."""
+    h = hashlib.sha256(sweep.file.read_bytes())
+    for path in sorted(_array_files(sweep)):
+        with open(path, "rb") as fh:
+            h.update(hashlib.file_digest(fh, "sha256").digest())
+    return h.hexdigest()
+
+
+def _array_files(sweep: Sweep) -> set[str]:
+    """The array files (``file = ...``, absolute) that the base or a trial of a model sweep reads."""
+    entries = [e for t in (sweep.base, *sweep.tables.values()) for e in (t.get("arrays") or {}).values()]
+    return {e["file"] for e in entries if isinstance(e, dict) and isinstance(e.get("file"), str) and Path(e["file"]).is_file()}
+
+
 def open_sweep(sweep: Sweep, out_dir: Path, resume: bool) -> dict:
-    """Write ``sweep.json`` (the file, its spec and the trials made so far: all of them for
-    a grid or random sweep, those already asked for by a search) and return it. A folder
-    holding another sweep, or any sweep without ``resume``, is an input error."""
-    record = {"file": sweep.file.name, "target": sweep.target.kind, "spec": sweep.spec.model_dump(), "trials": [_trial_record(t) for t in sweep.trials]}
-    existing = out_dir / "sweep.json"
-    if existing.is_file():
+    """Write ``sweep.json`` (the file, its fingerprint, its spec and the trials made so far:
+    all of them for a grid or random sweep, those already asked for by a search) and return
+    it. A folder holding another sweep, or any sweep without ``resume``, is an input error."""
+    record = {
+        "file": sweep.file.name, "fingerprint": fingerprint(sweep), "target": sweep.target.kind, "spec": sweep.spec.model_dump(),
+        "trials": [_trial_record(t) for t in sweep.trials],
+    }
+    if (out_dir / "sweep.json").is_file():
         if not resume:
             raise ModelError(out_dir, None, "holds an earlier sweep: continue it with --resume or choose another --out")
-        old = json.loads(existing.read_text())
+        old = read_record(out_dir)
         if sweep.spec.mode == "optuna":
-            record["trials"] = old.get("trials", [])
-        if old != json.loads(json.dumps(record)):
-            raise ModelError(out_dir, None, "holds a different sweep (the file or its [sweep] changed): choose another --out")
+            record["trials"] = old["trials"]
+        _check_same(sweep, out_dir, old, record)
     elif resume:
         raise ModelError(out_dir, None, "no sweep to resume here; run without --resume first")
     write_outputs(out_dir, {"sweep.json": json_writer(record)})
@@ -355,6 +408,32 @@ def open_sweep(sweep: Sweep, out_dir: Path, resume: bool) -> dict:
     for scrap in (out_dir / "trials").glob(".trial_*.tmp-*"):
         shutil.rmtree(scrap, ignore_errors=True)
     return record
+
+
+def _check_same(sweep: Sweep, out_dir: Path, old: dict, record: dict) -> None:
+    """A resumed folder must hold this very sweep: the same file (its fingerprint), the same
+    ``[sweep]`` and trials. A folder of an earlier version, whose ``sweep.json`` has no
+    fingerprint, is resumed only if every trial file it wrote is the one this file gives."""
+    if "fingerprint" not in old:
+        if sweep.spec.mode == "optuna" or not _same_trial_files(sweep, out_dir):
+            raise ModelError(out_dir, None, (
+                f"holds a sweep of an earlier neurodyn, without the fingerprint of its file, whose trial files differ from those {sweep.file} "
+                f"gives: resume with the original file ({old['file']}) or choose a new --out"))
+        old = old | {"fingerprint": record["fingerprint"]}
+    if old["fingerprint"] != record["fingerprint"]:
+        raise ModelError(out_dir, None, (
+            f"holds a sweep of another file, or of {old['file']} before it (or an array file it reads) changed: resume with the "
+            "file the sweep began with, or choose a new --out"))
+    if old != json.loads(json.dumps(record)):
+        raise ModelError(out_dir, None, "holds a different sweep (the file or its [sweep] changed): choose another --out")
+
+
+def _same_trial_files(sweep: Sweep, out_dir: Path) -> bool:
+    for trial in sweep.trials:
+        file = out_dir / "trials" / trial.name / sweep.target.file_name
+        if file.is_file() and file.read_text() != _trial_text(sweep, trial, sweep.tables[trial.name]):
+            return False
+    return True
 
 
 def prepare(sweep: Sweep, out_dir: Path, resume: bool) -> list[Trial]:
@@ -371,8 +450,7 @@ def write_trials(sweep: Sweep, trials, tables: dict, out_dir: Path) -> list[Tria
         folder = out_dir / "trials" / trial.name
         if trial_done(folder):
             continue
-        header = f"trial {trial.index} of the sweep of {sweep.file.name}: setting {trial.setting}, seed {trial.seed}"
-        text = dumps(tables[trial.name], header=header)
+        text = _trial_text(sweep, trial, tables[trial.name])
         name = sweep.target.file_name
         if not (folder / name).is_file():
             write_outputs(folder, {name: lambda p, text=text: p.write_text(text)})
@@ -380,8 +458,53 @@ def write_trials(sweep: Sweep, trials, tables: dict, out_dir: Path) -> list[Tria
     return todo
 
 
+def _trial_text(sweep: Sweep, trial: Trial, table: dict) -> str:
+    header = f"trial {trial.index} of the sweep of {sweep.file.name}: setting {trial.setting}, seed {trial.seed}"
+    return dumps(table, header=header)
+
+
 def _trial_record(t: Trial) -> dict:
     return {"trial": t.name, "setting": t.setting, "seed": t.seed, "values": t.values}
+
+
+def read_record(out_dir: Path) -> dict:
+    """The ``sweep.json`` of a sweep's output folder, checked (one input error naming it if
+    it is not a sweep's record)."""
+    path = Path(out_dir) / "sweep.json"
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ModelError(path, None, f"not readable as JSON ({err}); {REDO}") from None
+    key, problem = _record_problem(record)
+    if problem:
+        raise ModelError(path, key, f"{problem}; {REDO}")
+    return record
+
+
+def _record_problem(record) -> tuple[str | None, str | None]:
+    """``(key, what is wrong)`` with a ``sweep.json``, or ``(None, None)``."""
+    if not isinstance(record, dict):
+        return None, "not a JSON object"
+    if record.get("target", "experiment") not in TARGETS:
+        return "target", f"{record['target']!r} is not a target (experiment or model)"
+    if not isinstance(record.get("spec"), dict):
+        return "spec", "missing: the [sweep] table of the sweep"
+    try:
+        paths = set(SweepSpec(**record["spec"]).paths)
+    except (ValidationError, TypeError) as err:
+        return "spec", f"not a valid [sweep] table ({' '.join(str(err).split())[:200]})"
+    trials = record.get("trials")
+    if not isinstance(trials, list):
+        return "trials", "missing or not a list"
+    for i, t in enumerate(trials):
+        if not (isinstance(t, dict) and isinstance(t.get("trial"), str) and re.fullmatch(r"trial_[0-9]{4,}", t["trial"])
+                and _is_int(t.get("setting")) and _is_int(t.get("seed")) and isinstance(t.get("values"), dict) and set(t["values"]) == paths):
+            return "trials", f"entry {i} is not a trial of this [sweep] (trial = \"trial_NNNN\", setting, seed, a value per swept path)"
+    return None, None
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 # --- the table -----------------------------------------------------------------------
@@ -399,24 +522,35 @@ def _number(text: str):
 
 def read_trial_rows(out_dir: Path, record: dict) -> list[dict]:
     """Every finished trial's rows, each prefixed with the trial's columns: a training's
-    ``metrics.csv`` rows (one per rule and evaluation), a simulation's summary (one row)."""
+    ``metrics.csv`` rows (one per rule and evaluation), a simulation's summary (one row).
+    A trial folder whose files cannot be read is an input error naming the file."""
     rows = []
     for t in record["trials"]:
         folder = out_dir / "trials" / t["trial"]
         if not trial_done(folder):
             continue
-        summary = json.loads((folder / "summary.json").read_text())
-        head = {"trial": t["trial"], "seed": t["seed"], "setting": t["setting"]}
-        if record.get("target") == "model":
-            rows.append(head | _simulation_row(summary, t["values"]))
-            continue
-        host = summary.get("host", "")
-        with open(folder / "metrics.csv", newline="") as fh:
-            for r in csv.DictReader(fh):
-                r = {k: _number(v) if k != "rule" else v for k, v in r.items()}
-                first = head | {k: r.pop(k) for k in ("rule", "step", "train_loss", "test_loss")}
-                first |= t["values"] | {"status": summary["status"].get(first["rule"], "")}
-                rows.append(first | r | {"host": host})
+        file = folder / "summary.json"
+        try:
+            rows += _trial_rows(folder, t, record.get("target"))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, csv.Error) as err:
+            raise ModelError(file, None, (
+                f"the results of {t['trial']} cannot be read ({type(err).__name__}: {err}): remove the folder "
+                f"{folder} and continue the sweep with --resume, which trains it again")) from None
+    return rows
+
+
+def _trial_rows(folder: Path, t: dict, target: str | None) -> list[dict]:
+    summary = json.loads((folder / "summary.json").read_text())
+    head = {"trial": t["trial"], "seed": t["seed"], "setting": t["setting"]}
+    if target == "model":
+        return [head | _simulation_row(summary, t["values"])]
+    rows, host = [], summary.get("host", "")
+    with open(folder / "metrics.csv", newline="") as fh:
+        for r in csv.DictReader(fh):
+            r = {k: _number(v) if k != "rule" else v for k, v in r.items()}
+            first = head | {k: r.pop(k) for k in ("rule", "step", "train_loss", "test_loss")}
+            first |= t["values"] | {"status": summary["status"].get(first["rule"], "")}
+            rows.append(first | r | {"host": host})
     return rows
 
 
@@ -434,10 +568,11 @@ def _simulation_row(summary: dict, values: dict) -> dict:
     return row | {"host": summary.get("host", "")}
 
 
-def write_results(out_dir: Path) -> None:
-    """``results.csv`` from every finished trial of the sweep in ``out_dir``."""
-    record = json.loads((out_dir / "sweep.json").read_text())
-    rows = read_trial_rows(out_dir, record)
+def write_results(out_dir: Path, rows: list[dict] | None = None) -> list[dict]:
+    """``results.csv`` from ``rows``, by default every finished trial's of the sweep in
+    ``out_dir``; returns the rows."""
+    if rows is None:
+        rows = read_trial_rows(out_dir, read_record(out_dir))
     keys = list(dict.fromkeys(k for r in rows for k in r))
     buf = _io.StringIO()
     w = csv.DictWriter(buf, fieldnames=keys)
@@ -445,54 +580,107 @@ def write_results(out_dir: Path) -> None:
     w.writerows(rows)
     text = buf.getvalue()
     write_outputs(out_dir, {"results.csv": lambda p: p.write_text(text)})
+    return rows
 
 
-def read_results(out_dir: Path) -> tuple[dict, list[dict]]:
-    """``(sweep record, rows of results.csv)`` of a sweep's output folder."""
+#: the columns of results.csv that are text
+TEXT_COLUMNS = ("rule", "kind", "trial", "status", "host", "reason")
+
+
+def read_results(out_dir: Path) -> tuple[dict, list[dict], str | None]:
+    """``(sweep record, rows, note)`` of a finished sweep's output folder: the rows of
+    ``results.csv``, checked against ``sweep.json`` (every trial it lists has rows) and the
+    trial folders' own results. A table that does not match is rebuilt from the trial
+    folders if they hold every trial's results (``results.csv`` is written again and
+    ``note`` says so); otherwise it is an input error naming it."""
     out_dir = Path(out_dir)
     for name in ("sweep.json", "results.csv"):
         if not (out_dir / name).is_file():
             raise ModelError(out_dir, None, f"no {name}: not the output folder of a finished sweep (run neurodyn sweep FILE --out DIR first)")
-    record = json.loads((out_dir / "sweep.json").read_text())
-    with open(out_dir / "results.csv", newline="") as fh:
-        rows = [{k: _number(v) if k not in ("rule", "kind", "trial", "status", "host", "reason") else v for k, v in r.items()} for r in csv.DictReader(fh)]
+    record = read_record(out_dir)
+    built = read_trial_rows(out_dir, record)
+    complete = bool(built) and {r["trial"] for r in built} == {t["trial"] for t in record["trials"]}  # every trial's folder holds its results
+    try:
+        rows = _read_csv(out_dir / "results.csv", record)
+    except ModelError as err:
+        if not complete:
+            raise
+        problem = err.message.removesuffix(f"; {REDO}")
+    else:
+        problem = _mismatch(rows, built, record)
+        if problem is None:
+            return record, rows, None
+        if not complete:
+            raise ModelError(out_dir / "results.csv", None, f"{problem}, and the trial folders do not hold every trial's results to rebuild it from; {REDO}")
+    write_results(out_dir, built)
+    return record, built, f"results.csv did not match the trials ({problem}); rebuilt from the trial folders"
 
-    return record, rows
+
+def _mismatch(rows: list[dict], built: list[dict], record: dict) -> str | None:
+    """What is wrong with the table's ``rows`` of a finished sweep: trials of the record
+    without rows, or rows that differ from those the trial folders give (``built``)."""
+    listed = {t["trial"] for t in record["trials"]}
+    missing = listed - {r["trial"] for r in rows}
+    if missing:
+        return f"it has no rows of {len(missing)} of the {len(listed)} trials in sweep.json (cut short?)"
+    done = {r["trial"] for r in built}
+    if _keys([r for r in rows if r["trial"] in done], record) != _keys(built, record):
+        return "its rows differ from the results in the trial folders"
+    return None
 
 
-def summarize(out_dir: Path, metric: str | None = None, figure_format: str = "png") -> dict:
+def _keys(rows: list[dict], record: dict) -> list[tuple]:
+    who = "rule" if record.get("target", "experiment") == "experiment" else "kind"
+    return sorted((str(r["trial"]), str(r.get(who)), str(r.get("step"))) for r in rows)
+
+
+def _read_csv(path: Path, record: dict) -> list[dict]:
+    """The rows of ``results.csv``, each naming a trial of the record with its setting (one
+    input error naming the file and line otherwise)."""
+    who = "rule" if record.get("target", "experiment") == "experiment" else "kind"
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            raw, columns = list(reader), reader.fieldnames or []
+    except (OSError, ValueError, csv.Error) as err:
+        raise ModelError(path, None, f"cannot be read ({err}); {REDO}") from None
+    missing = [k for k in ("trial", "seed", "setting", who, "status") if k not in columns]
+    if missing:
+        raise ModelError(path, None, f"no column {missing[0]}: not the results table of a sweep; {REDO}")
+    settings = {t["trial"]: t["setting"] for t in record["trials"]}
+    rows = []
+    for line, r in enumerate(raw, 2):
+        if None in r or None in r.values():
+            raise ModelError(path, f"line {line}", f"has {'more' if None in r else 'fewer'} cells than the header (cut short?); {REDO}")
+        r = {k: _number(v) if k not in TEXT_COLUMNS else v for k, v in r.items()}
+        if settings.get(r["trial"], object()) != r["setting"]:
+            raise ModelError(path, f"line {line}", f"trial {r['trial']!r}, setting {r['setting']!r} is not a trial of sweep.json; {REDO}")
+        rows.append(r)
+    if not rows:
+        raise ModelError(path, None, f"holds no results; {REDO}")
+    return rows
+
+
+def summarize(out_dir: Path, metric: str | None = None, figure_format: str = "png", rows: list[dict] | None = None) -> dict:
     """Per setting and rule, over seeds: mean and standard deviation of the final ``metric``
     (default: the sweep's ``metric``, test_loss unless it says otherwise; test accuracy as
     well where there is one) of the trials that completed, how many diverged and how many a
-    search pruned; per rule, the best setting whose seeds all completed. Writes
+    search pruned; per rule, the best setting whose seeds all completed. ``rows``: the
+    table's (default: ``results.csv``, checked by :func:`read_results`). Writes
     ``summary.json`` and ``summary.png`` (or pdf/svg by ``figure_format``: the metric against the first swept option, one
-    line per rule, one standard deviation as a band)."""
+    line per rule, one standard deviation as a band). A note about the table (rebuilt) is
+    returned under ``"notes"``, not written."""
     from .plots import sweep_plot
 
     out_dir = Path(out_dir)
-    record, rows = read_results(out_dir)
+    if rows is None:
+        record, rows, note = read_results(out_dir)
+    else:
+        record, note = read_record(out_dir), None
     spec, target = SweepSpec(**record["spec"]), TARGETS[record.get("target", "experiment")]
     who = "rule" if target.kind == "experiment" else "kind"  # what a line of the summary is
     metric = metric or spec.metric or target.metrics[0]
-    final = {}
-    for r in rows:
-        key = (r["trial"], r[who])
-        if key not in final or r.get("step", 0) > final[key].get("step", 0):
-            final[key] = r
-    values = {t["setting"]: t["values"] for t in record["trials"]}
-    groups: dict = {}
-    for r in final.values():
-        groups.setdefault((int(r["setting"]), r[who]), []).append(r)
-    settings = []
-    for (s, rule), members in sorted(groups.items()):
-        ok = [m for m in members if m["status"] == "completed"]
-        n_pruned = sum(str(m["status"]).startswith("pruned") for m in members)
-        entry = {"setting": s, who: rule, "values": values[s], "seeds": len(members), "diverged": len(members) - len(ok) - n_pruned, "pruned": n_pruned}
-        for m in (metric, "test_accuracy"):
-            vals = np.asarray([v[m] for v in ok if isinstance(v.get(m), (int, float))], float)
-            if vals.size:
-                entry[m] = {"mean": float(np.mean(vals)), "std": float(np.std(vals, ddof=1)) if vals.size > 1 else 0.0, "n": int(vals.size)}
-        settings.append(entry)
+    settings = _settings_of(rows, record, who, metric)
     maximize = spec.maximize if metric == (spec.metric or target.metrics[0]) else metric == "test_accuracy"
     best = {}
     for e in settings:
@@ -506,13 +694,38 @@ def summarize(out_dir: Path, metric: str | None = None, figure_format: str = "pn
     }
     writers = {"summary.json": json_writer(summary), "summary.png": lambda p: sweep_plot(p, summary)}
     write_outputs(out_dir, writers, stale=["summary.png"], figure_format=figure_format)
-    return summary
+    return summary | {"notes": [note] if note else []}
+
+
+def _settings_of(rows: list[dict], record: dict, who: str, metric: str) -> list[dict]:
+    """The summary's entries: per setting and rule (or kind), over the final rows of its
+    trials, the seeds, how many failed or were pruned, and the completed trials' ``metric``."""
+    final = {}
+    for r in rows:
+        key = (r["trial"], r[who])
+        if key not in final or (r.get("step") or 0) > (final[key].get("step") or 0):
+            final[key] = r
+    values = {t["setting"]: t["values"] for t in record["trials"]}
+    groups: dict = {}
+    for r in final.values():
+        groups.setdefault((int(r["setting"]), r[who]), []).append(r)
+    settings = []
+    for (s, rule), members in sorted(groups.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
+        ok = [m for m in members if m["status"] == "completed"]
+        n_pruned = sum(str(m["status"]).startswith("pruned") for m in members)
+        entry = {"setting": s, who: rule, "values": values[s], "seeds": len(members), "diverged": len(members) - len(ok) - n_pruned, "pruned": n_pruned}
+        for m in (metric, "test_accuracy"):
+            vals = np.asarray([v[m] for v in ok if isinstance(v.get(m), (int, float)) and not isinstance(v.get(m), bool)], float)
+            if vals.size:
+                entry[m] = {"mean": float(np.mean(vals)), "std": float(np.std(vals, ddof=1)) if vals.size > 1 else 0.0, "n": int(vals.size)}
+        settings.append(entry)
+    return settings
 
 
 def summary_lines(summary: dict) -> list[str]:
     """The summary as text: one line per setting and rule, then each rule's best setting."""
     metric = summary["metric"]
-    lines = []
+    lines = [f"  note: {n}" for n in summary.get("notes", [])]
     for e in summary["settings"]:
         values = _values(e["values"])
         stat = e.get(metric)

@@ -4,12 +4,17 @@ summary (:mod:`.sweep`)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+from ..learning.data import DataError, find_mnist
 from .errors import ModelError
 from .search import run_search
 from .sweep import Sweep, Trial, open_sweep, prepare, summarize, write_results
 from .trials import Inline, Pool, RayOptions, RayRunner, drive, trial_done
+
+#: what a sweep writes into its output folder (removed again if a new sweep fails on bad input)
+OUTPUTS = ("sweep.json", "trials", "study.journal", "results.csv", "summary.json", "summary.png", "summary.pdf", "summary.svg")
 
 
 def run_sweep(
@@ -20,10 +25,49 @@ def run_sweep(
     this process) or as Ray tasks (``ray``), the seeds of a setting as one vmapped run
     (``vmap``, where none of them has begun); a search (mode = "optuna") asks for settings
     until its budget is spent (:mod:`~neurodyn.io.search`). Then write ``results.csv`` and
-    the summary (its plot in ``figure_format``), which it returns."""
+    the summary (its plot in ``figure_format``), which it returns.
+
+    Input errors found before anything is written (the MNIST files among them) leave the
+    folder as it was; one found when a trial starts removes what a new sweep wrote, so that
+    the same command can run again once the input is fixed."""
     out_dir = Path(out_dir)
     if ray is not None and sweep.spec.pruner != "none":
         raise ModelError(sweep.file, "[sweep].pruner", "ASHA reports to the study's journal in the output folder, which Ray tasks on other machines cannot reach: drop --ray or set pruner = \"none\"")
+    check_data(sweep, data_dir)
+    new = not resume and not (out_dir / "sweep.json").exists()
+    existed = {p.name for p in out_dir.iterdir()} if out_dir.is_dir() else None
+    try:
+        return _run(sweep, out_dir, workers, resume, data_dir, progress, ray, vmap, figure_format)
+    except (ModelError, DataError):
+        if new:
+            _remove_new(out_dir, existed)
+        raise
+
+
+def check_data(sweep: Sweep, data_dir: str | None) -> None:
+    """The MNIST files of every setting that trains on MNIST are there (as ``neurodyn
+    train`` finds them), before any trial is written."""
+    tables = list(sweep.tables.values()) or [sweep.base]
+    dirs = {data_dir or t["data"].get("data_dir") for t in tables if isinstance(t.get("data"), dict) and t["data"].get("kind") == "mnist"}
+    for d in dirs:
+        find_mnist(d)
+
+
+def _remove_new(out_dir: Path, existed: set | None) -> None:
+    """Remove what a new sweep wrote into ``out_dir`` (and the folder, if it made it)."""
+    for name in OUTPUTS:
+        if existed is not None and name in existed:
+            continue
+        path = out_dir / name
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    if existed is None and out_dir.is_dir() and not any(out_dir.iterdir()):
+        out_dir.rmdir()
+
+
+def _run(sweep: Sweep, out_dir: Path, workers: int, resume: bool, data_dir, progress: bool, ray, vmap: bool, figure_format: str) -> dict:
     if sweep.spec.mode == "optuna":
         record = open_sweep(sweep, out_dir, resume)
         finished = sum(trial_done(out_dir / "trials" / t["trial"]) for t in record["trials"])
@@ -45,8 +89,8 @@ def run_sweep(
     finally:
         if bar is not None:
             bar.close()
-    write_results(out_dir)
-    return summarize(out_dir, figure_format=figure_format)
+    rows = write_results(out_dir)
+    return summarize(out_dir, figure_format=figure_format, rows=rows)
 
 
 def _runner(data_dir, ray: RayOptions | None, workers: int, vmap: bool) -> Inline:

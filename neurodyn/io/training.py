@@ -172,8 +172,19 @@ def _finite_seeds(tree, S: int) -> np.ndarray:
     return np.all([np.isfinite(np.asarray(v)).reshape(S, -1).all(axis=1) for v in leaves], axis=0)
 
 
-def _finite(tree) -> bool:
-    return bool(_finite_seeds(tree, 1)[0])
+def _divergence_seeds(net, rule, S: int) -> list[str]:
+    """Per seed of stacked networks and rules: ``""`` while training is sound, else why it
+    diverged: non-finite weights (network or rule), or network weights so large that their
+    norms overflow (finite entries beyond about 1e154 in float64: the metrics would be inf)."""
+    finite = _finite_seeds((net, rule), S)
+    with np.errstate(over="ignore", invalid="ignore"):
+        sq = [np.sum(np.square(np.asarray(v)).reshape(S, -1), axis=1) for v in jax.tree_util.tree_leaves(eqx.filter(net, eqx.is_inexact_array))]
+    norms = np.all([np.isfinite(q) for q in sq], axis=0)
+    return ["" if f and n else "non-finite weights" if not f else "weight norms overflow" for f, n in zip(finite, norms)]
+
+
+def _divergence(net, rule) -> str:
+    return _divergence_seeds(net, rule, 1)[0]
 
 
 #: ``report(label, step, rows) -> stop``: called after every evaluation of a rule with its
@@ -236,8 +247,9 @@ def run_training(
             net, rule = jax.block_until_ready(run_steps(rule, net, exp.network.loss, opt, xs, ts))
             per_update = (time.perf_counter() - t0) / n
             step += n
-            if not _finite((net, rule)):
-                status[label] = f"diverged (non-finite weights by step {step})"
+            why = _divergence(net, rule)
+            if why:
+                status[label] = f"diverged ({why} by step {step})"
                 break
             wall = time.perf_counter() - start_wall
             rows.append(_metrics_row(label, step, rule, net, exp, data, probe, wall, per_update))
@@ -315,8 +327,9 @@ def run_training_seeds(
             net_b, rule_b = jax.block_until_ready(run_steps_seeds(rule_b, net_b, exps[0].network.loss, opt, *(jnp.stack(v) for v in zip(*steps))))
             per_update = (time.perf_counter() - t0) / n / S
             step += n
-            for s in np.flatnonzero(alive & ~_finite_seeds((net_b, rule_b), S)):
-                status[s][label], alive[s] = f"diverged (non-finite weights by step {step})", False
+            whys = _divergence_seeds(net_b, rule_b, S)
+            for s in np.flatnonzero(alive & np.array([bool(w) for w in whys])):
+                status[s][label], alive[s] = f"diverged ({whys[s]} by step {step})", False
             m = jax.tree_util.tree_map(np.asarray, _measure_seeds(rule_b, net_b, probe_b, settings))
             wall = time.perf_counter() - start
             for s in np.flatnonzero(alive):

@@ -24,7 +24,6 @@ from .interrupt import check as check_interrupt
 from .interrupt import deferred
 from .results import write_outputs
 
-
 def trial_done(folder: Path) -> bool:
     """A trial is done once its training wrote ``summary.json`` (completed, diverged or pruned)."""
     return (Path(folder) / "summary.json").is_file()
@@ -74,11 +73,12 @@ def simulate_trial(folder: Path) -> dict:
     return {model.kind: "converged" if summary["converged"] else summary["reason"]}
 
 
-def run_trial_group(folders: list[str], data_dir: str | None, report=None, vmap: bool = True) -> None:
+def run_trial_group(folders: list[str], data_dir: str | None, report=None, vmap: bool = True, share: int = 1) -> None:
     """Train the trials of one setting: when none has begun, with their steps vmapped over
-    the seeds (:func:`~neurodyn.io.training.run_training_seeds`); otherwise, where a rule
-    cannot be vmapped or ``vmap`` is off, one by one (a begun trial from its checkpoint,
-    unreported: a search does not prune a setting it resumes)."""
+    the seeds (:func:`~neurodyn.io.training.run_training_seeds`), as many seeds at a time as
+    the memory limit allows (:func:`seeds_at_once`); otherwise, where a rule cannot be
+    vmapped or ``vmap`` is off, one by one (a begun trial from its checkpoint, unreported: a
+    search does not prune a setting it resumes)."""
     begun = any((Path(f) / "checkpoint.npz").is_file() for f in folders)
     models = any((Path(f) / "model.toml").is_file() for f in folders)
     if len(folders) == 1 or begun or not vmap or models:
@@ -90,9 +90,30 @@ def run_trial_group(folders: list[str], data_dir: str | None, report=None, vmap:
     from .training import run_training_seeds
 
     exps = [load_experiment(Path(f) / "experiment.toml") for f in folders]
-    if run_training_seeds(exps, [Path(f) for f in folders], data_dir=data_dir, plot=False, report=report) is None:
-        for f in folders:
-            run_trial(f, data_dir, report)
+    k = seeds_at_once(exps[0], share)
+    for i in range(0, len(folders), k):
+        part = folders[i : i + k]
+        if len(part) == 1 or run_training_seeds(exps[i : i + k], [Path(f) for f in part], data_dir=data_dir, plot=False, report=report) is None:
+            for f in part:
+                run_trial(f, data_dir, report)
+
+
+def seeds_at_once(exp, share: int = 1) -> int:
+    """How many seeds of ``exp`` one vmapped run may train within its ``1 / share`` of the
+    memory limit (at least one; :mod:`.resources`; ``share`` is the number of worker
+    processes training at once on this machine): it holds every seed's data, weights,
+    mini-batches and evaluation at once, :func:`seed_bytes` times the seeds."""
+    from .resources import memory_limit
+
+    return max(1, int(memory_limit() / max(1, share) // max(1.0, seed_bytes(exp))))
+
+
+def seed_bytes(exp) -> float:
+    """The estimated memory of one training of ``exp``, as the experiment file's validation
+    counts it (:func:`~.experiment.training_parts`)."""
+    from .experiment import training_parts
+
+    return sum(b for b, _ in training_parts(exp.network, exp.data, exp.training, len(exp.rules)).values())
 
 
 def run_group_anywhere(payload: dict[str, tuple[str, str, bytes | None]], data_dir: str | None, vmap: bool = True) -> dict[str, dict[str, bytes]]:
@@ -150,7 +171,7 @@ class Pool(Inline):
         self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
 
     def submit(self, folders: list[str], report=None) -> Future:
-        return self.pool.submit(_run_group_deferred, folders, self.data_dir, report, self.vmap)
+        return self.pool.submit(_run_group_deferred, folders, self.data_dir, report, self.vmap, self.workers)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)

@@ -113,6 +113,10 @@ class DataError(ValueError):
         self.file, self.message = str(file), message
         super().__init__(f"{self.file}: " + " ".join(message.split()))
 
+    def __reduce__(self):
+        # picklable by its arguments, so that it crosses from a worker process intact
+        return type(self), (self.file, self.message)
+
 
 # --------------------------------------------------------------------------- Dataset
 

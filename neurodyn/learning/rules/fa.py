@@ -4,11 +4,11 @@
 from pydantic import Field
 
 from .base import LayerwiseRule, register_rule
-from .feedback import FeedbackOptions, sequential_feedback
+from .feedback import MAX_LEAK, FeedbackOptions, sequential_feedback
 
 
 class FAOptions(FeedbackOptions):
-    leak: float = Field(0.0, ge=0, description="feedback = 'ssa': the leak alpha of the S24 loops that SSA stabilises")
+    leak: float = Field(0.0, ge=0, le=MAX_LEAK, description="feedback = 'ssa': the leak alpha of the S24 loops that SSA stabilises, 0 to 1e6")
 
 
 @register_rule

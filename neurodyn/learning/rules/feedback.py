@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from pydantic import Field
 
+from ...circuits._common import MAX_LEAK
 from ...circuits.dynamic_inversion import DynamicInversion
 from ...circuits.single_loop_dynamic_inversion import SingleLoopDynamicInversion
 from ...core.nonlinearities import parse
@@ -38,7 +39,7 @@ class FeedbackOptions(RuleOptions):
 
 
 class LeakyFeedbackOptions(FeedbackOptions):
-    leak: float = Field(0.0, ge=0, description="controller leak alpha of the S24 loops")
+    leak: float = Field(0.0, ge=0, le=MAX_LEAK, description="controller leak alpha of the S24 loops, 0 to 1e6")
 
 
 def _product(Ws):
