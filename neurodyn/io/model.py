@@ -313,11 +313,12 @@ def _batch_key(arrays, specs) -> str | None:
     return next((f"[arrays].{k}.batch" for k, s in specs.items() if s.role == "input" and arrays[k].value.ndim == len(s.shape) + 1), None)
 
 
-def _run_memory(circuit: Circuit, arrays, specs, simulation, plastic: bool) -> dict[str, tuple[float, str]]:
+def _run_memory(circuit: Circuit, arrays, specs, simulation, plastic: bool, lin: Linearisation | None = None) -> dict[str, tuple[float, str]]:
     """The simulation's trajectory, Newton's and the verification's matrices
-    (:func:`~.resources.model_memory`); plastic arrays, when there are any, count as
-    state in the trajectory (all parameters, an upper bound)."""
-    lin = linearisation(circuit)
+    (:func:`~.resources.model_memory`; ``lin``: the circuit's :func:`linearisation`, if the
+    caller has it); plastic arrays, when there are any, count as state in the trajectory
+    (all parameters, an upper bound)."""
+    lin = linearisation(circuit) if lin is None else lin
     batch = input_batch(arrays, specs) or 1
     if plastic:
         extra = sum(math.prod(s.shape) for s in specs.values() if s.role == "param")
@@ -334,7 +335,8 @@ def check_stability_memory(model: Model) -> None:
     system matrix with its eigenproblem and SSA (:func:`~.resources.stability_memory`)."""
     specs = model.cls.array_specs(model.sizes, model.options)
     circuit = model.neural_circuit
-    parts = merge(_run_memory(circuit, model.arrays, specs, model.simulation, False), stability_memory(linearisation(circuit)))
+    lin = linearisation(circuit)
+    parts = merge(_run_memory(circuit, model.arrays, specs, model.simulation, False, lin), stability_memory(lin))
     check_memory(model.path, parts, "analysing the stability of this model")
 
 

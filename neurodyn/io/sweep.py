@@ -629,15 +629,21 @@ def _mismatch(rows: list[dict], built: list[dict], record: dict) -> str | None:
     return None
 
 
+def _who(record: dict) -> str:
+    """What a line of the table and the summary is per trial: a rule (experiment sweeps)
+    or the circuit kind (model sweeps)."""
+    return "rule" if record.get("target", "experiment") == "experiment" else "kind"
+
+
 def _keys(rows: list[dict], record: dict) -> list[tuple]:
-    who = "rule" if record.get("target", "experiment") == "experiment" else "kind"
+    who = _who(record)
     return sorted((str(r["trial"]), str(r.get(who)), str(r.get("step"))) for r in rows)
 
 
 def _read_csv(path: Path, record: dict) -> list[dict]:
     """The rows of ``results.csv``, each naming a trial of the record with its setting (one
     input error naming the file and line otherwise)."""
-    who = "rule" if record.get("target", "experiment") == "experiment" else "kind"
+    who = _who(record)
     try:
         with open(path, newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
@@ -678,7 +684,7 @@ def summarize(out_dir: Path, metric: str | None = None, figure_format: str = "pn
     else:
         record, note = read_record(out_dir), None
     spec, target = SweepSpec(**record["spec"]), TARGETS[record.get("target", "experiment")]
-    who = "rule" if target.kind == "experiment" else "kind"  # what a line of the summary is
+    who = _who(record)
     metric = metric or spec.metric or target.metrics[0]
     settings = _settings_of(rows, record, who, metric)
     maximize = spec.maximize if metric == (spec.metric or target.metrics[0]) else metric == "test_accuracy"

@@ -176,10 +176,10 @@ def _divergence_seeds(net, rule, S: int) -> list[str]:
     """Per seed of stacked networks and rules: ``""`` while training is sound, else why it
     diverged: non-finite weights (network or rule), or network weights so large that their
     norms overflow (finite entries beyond about 1e154 in float64: the metrics would be inf)."""
-    finite = _finite_seeds((net, rule), S)
+    weights = [np.asarray(v).reshape(S, -1) for v in jax.tree_util.tree_leaves(eqx.filter(net, eqx.is_inexact_array))]
     with np.errstate(over="ignore", invalid="ignore"):
-        sq = [np.sum(np.square(np.asarray(v)).reshape(S, -1), axis=1) for v in jax.tree_util.tree_leaves(eqx.filter(net, eqx.is_inexact_array))]
-    norms = np.all([np.isfinite(q) for q in sq], axis=0)
+        norms = np.all([np.isfinite(np.sum(np.square(w), axis=1)) for w in weights], axis=0)  # inf also where an entry is
+    finite = _finite_seeds(rule, S) & np.all([np.isfinite(w).all(axis=1) for w in weights], axis=0)
     return ["" if f and n else "non-finite weights" if not f else "weight norms overflow" for f, n in zip(finite, norms)]
 
 

@@ -71,7 +71,7 @@ class CrossEntropy(Loss):
         return t - jax.nn.softmax(forward.a[-1], axis=-1)
 
     def error(self, network, forward, t):
-        return t - jax.nn.softmax(forward.a[-1], axis=-1)
+        return self.descent(network, forward, t)  # the output activity is o = a_L itself
 
 
 LOSSES = tuple(REGISTRY)
