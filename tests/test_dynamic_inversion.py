@@ -223,7 +223,10 @@ def test_equilibrium_path_agrees_with_ode_path_and_is_verified_stable():
     assert abs(float(dense) - a.spectral_abscissa[0]) <= 1e-9
 
 
-@pytest.mark.parametrize("controller, g", [("linearized", "tanh"), ("nonlinear", "tanh"), ("nonlinear", "linear")])
+@pytest.mark.parametrize(
+    "controller, g",
+    [pytest.param("linearized", "tanh", marks=pytest.mark.slow), ("nonlinear", "tanh"), ("nonlinear", "linear")],  # slow: 14 s; .ci/run runs it
+)
 def test_layer_by_layer_newton_equals_the_joint_newton(controller, g):
     """The reduced equation is block-triangular (u_l sees only u_l and u_{l+1}): solving the
     loops from the top down, with one shared factorisation per loop where W_l B_l - alpha I
@@ -259,6 +262,7 @@ def test_layer_by_layer_newton_equals_the_joint_newton(controller, g):
         assert max(rel(a.state[k][0], closed[k]) for k in closed) <= 1e-10
 
 
+@pytest.mark.slow  # 9 s; .ci/run runs it after the default suite
 def test_declared_loop_jacobians_are_the_reduced_residuals_jacobians():
     """Each nonlinear layer declares its reduced Jacobian as W_l diag(g'(B_l u_l)) B_l - alpha I
     (a LoopJacobian, from which the engine builds the batch's Jacobians in one product): it

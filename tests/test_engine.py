@@ -128,6 +128,7 @@ def test_saved_points_spread_over_the_run_to_steady_state():
     assert listed.ts[:2].tolist() == [0.0, 1.0] and listed.ts[-1] == pytest.approx(listed.t_final) and len(listed.ts) == 3
 
 
+@pytest.mark.slow  # 11 s; .ci/run runs it after the default suite
 def test_fixed_point_horizon_grows_until_the_dynamics_rest():
     """A slow unit (k = 0.01) is at rest only at t ~ 921 (rate k |x*| exp(-k t) below
     atol + rtol |x*|): with no t1 the ODE route extends 200 -> 400 -> 800 -> 1600 and stops
