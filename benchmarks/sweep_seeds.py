@@ -7,7 +7,9 @@ What is measured (all in one process, float64, the same repeats for every varian
     The training steps alone, compiled beforehand: 8 seeds of BP and of FA (random
     feedback) on a 20-30-10 tanh network (mini-batches of 10, 500 steps per seed) and on
     784-256-10 (online, 1,000 steps), as one ``run_steps_seeds`` call (the seeds vmapped)
-    against 8 ``run_steps`` calls. Ratio of the sequential time to the vmapped one (the
+    against 8 ``run_steps`` calls. The vmapped call runs twice: on one device, and with
+    the seeds spread over the CPU cores (``spread``: JAX presents each core as a device, as
+    ``neurodyn sweep`` does with one worker). Ratio of the sequential time to each (the
     issue's goal: >= 3 on 2 cores).
 ``harness``
     The same 8 trainings end to end through the harness (data, compilation, evaluations
@@ -32,6 +34,9 @@ from pathlib import Path
 import jax
 
 jax.config.update("jax_enable_x64", True)
+from neurodyn.io.resources import cores, present_cores  # noqa: E402
+
+present_cores(cores())  # as `neurodyn sweep --workers 1` does
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -41,7 +46,7 @@ from neurodyn.io.experiment import load_experiment  # noqa: E402
 from neurodyn.io.training import run_training, run_training_seeds  # noqa: E402
 from neurodyn.learning.network import init_network  # noqa: E402
 from neurodyn.learning.rules import make_rule  # noqa: E402
-from neurodyn.learning.train import SGD, run_steps, run_steps_seeds, stack  # noqa: E402
+from neurodyn.learning.train import SGD, run_steps, run_steps_seeds, spread, spreadable, stack  # noqa: E402
 from target_rules import best_time as best  # noqa: E402  (same repeats, best of)
 
 SEEDS, STEPS, BATCH = 8, 500, 10
@@ -84,17 +89,22 @@ def steps_case(rule_name: str, sizes: list, batch: int, steps: int, repeats: int
     xs = jnp.asarray(rng.normal(size=(SEEDS, steps, batch, sizes[0])))
     ts = jnp.asarray(rng.normal(size=(SEEDS, steps, batch, sizes[-1])))
     rb, nb = stack(rules), stack(nets)
+    assert spreadable(run_steps_seeds, rb, nb, "squared_error", opt, xs, ts) == (jax.device_count() > 1)
+    spread_args = (spread(rb), spread(nb), "squared_error", opt, spread(xs), spread(ts))
 
     def vmapped():
         jax.block_until_ready(run_steps_seeds(rb, nb, "squared_error", opt, xs, ts))
+
+    def spread_out():
+        jax.block_until_ready(run_steps_seeds(*spread_args))
 
     def sequential():
         for s in range(SEEDS):
             jax.block_until_ready(run_steps(rules[s], nets[s], "squared_error", opt, xs[s], ts[s]))
 
-    vmapped(), sequential()  # compile both
-    tv, ts_ = best(vmapped, repeats), best(sequential, repeats)
-    return {"vmapped_s": tv, "sequential_s": ts_, "ratio": ts_ / tv}
+    vmapped(), spread_out(), sequential()  # compile all three
+    tv, tsp, ts_ = best(vmapped, repeats), best(spread_out, repeats), best(sequential, repeats)
+    return {"vmapped_s": tv, "spread_s": tsp, "sequential_s": ts_, "ratio": ts_ / tv, "spread_ratio": ts_ / tsp, "devices": jax.device_count()}
 
 
 def harness_case(tmp: Path, repeats: int) -> dict:

@@ -310,6 +310,7 @@ def _cmd_train(args) -> int:
 
 def _cmd_sweep(args) -> int:
     from .io.sweep import RayOptions, default_workers, load_sweep, summarize, summary_lines
+    from .io.resources import cores, present_cores
     from .io.sweep_run import run_sweep
 
     if args.summary is not None:
@@ -329,6 +330,8 @@ def _cmd_sweep(args) -> int:
             _error(f"{args.experiment}: --trial-cpus must be > 0 and --trial-gpus >= 0")
             return EXIT_INPUT
         ray = RayOptions(args.ray, args.trial_cpus, args.trial_gpus) if args.ray else None
+        if ray is None and workers == 1:  # trials train in this process: its seeds on every core
+            present_cores(cores())
         sweep = load_sweep(args.experiment)
         out = _out_dir(args, sweep)
         if out is None:

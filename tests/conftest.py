@@ -43,6 +43,9 @@ os.environ["XLA_FLAGS"] = _with_fast_compile_flags()
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
+# two CPU devices, as `neurodyn sweep` presents on the 2-core CI machine: stacked seeds
+# spread over both (neurodyn.learning.train.spread), whatever order the tests run in
+jax.config.update("jax_num_cpu_devices", 2)
 if os.environ.get("NEURODYN_TEST_OPTIMIZED", "") != "1":
     jax.config.update("jax_disable_most_optimizations", True)
 

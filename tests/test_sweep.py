@@ -145,11 +145,43 @@ def test_vmapped_seeds_train_as_separate_runs_do(tmp_path):
         run_training(exp, tmp_path / f"s{s}")
         _same_numbers(_rows(tmp_path / f"v{s}" / "metrics.csv"), _rows(tmp_path / f"s{s}" / "metrics.csv"))
         assert summaries[s]["vmapped_seeds"] == 3 and summaries[s]["seed"] == exp.seed
+        # three seeds in four slots, two per CPU device (conftest presents two, as the sweep does on 2 cores)
+        assert summaries[s]["seed_devices"] == {"bp": 2, "fa": 2}
         assert (tmp_path / f"v{s}" / "checkpoint.npz").is_file() and (tmp_path / f"v{s}" / "learning_curves.png").is_file()
     wild = [e.model_copy(update={"training": e.training.model_copy(update={"lr": 1e200})}) for e in exps[:2]]
     summaries = run_training_seeds(wild, [tmp_path / f"w{s}" for s in range(2)], plot=False)
     for summary in summaries:
         assert all(v.startswith("diverged") for v in summary["status"].values()), summary["status"]
+
+
+def test_seeds_spread_over_devices_only_where_that_is_safe():
+    """Stacked seeds split evenly over the two CPU devices; a program with a LAPACK kernel
+    (which deadlocks when two CPU devices run it at once) is not spread; a rule whose
+    module holds a float (DI's leak) vmaps over its seeds as separate runs do."""
+    import jax
+    import jax.numpy as jnp
+
+    from neurodyn.learning.network import init_network
+    from neurodyn.learning.rules import make_rule
+    from neurodyn.learning.train import SGD, run_steps, run_steps_seeds, seed_slots, spread, spreadable, stack, unstack
+
+    assert jax.device_count() == 2 and [seed_slots(n) for n in (1, 2, 3, 4)] == [1, 2, 4, 4]
+    nets = [init_network([3, 4, 2], ["tanh", "linear"], seed=s, init="normal", scale=1.0) for s in range(2)]
+    opt = SGD(lr=0.05, weight_decay=0.0, clip=None, batch_size=2, clip_output=False, frozen=())
+    xs, ts = jnp.asarray(np.random.default_rng(0).normal(size=(2, 3, 2, 3))), jnp.zeros((2, 3, 2, 2))
+    for name, options, safe in (("bp", {}, True), ("di", {"leak": 0.5}, False)):
+        rules = [make_rule(name, n, seed=s, **options)[0] for s, n in enumerate(nets)]
+        rb, nb = stack(rules), stack(nets)
+        assert spreadable(run_steps_seeds, rb, nb, "squared_error", opt, xs, ts) is safe
+        if safe:
+            rb, nb = spread(rb), spread(nb)
+            assert len(nb.W[0].sharding.device_set) == 2
+        net_b, _ = run_steps_seeds(rb, nb, "squared_error", opt, spread(xs) if safe else xs, spread(ts) if safe else ts)
+        for s in range(2):
+            one, _ = run_steps(rules[s], nets[s], "squared_error", opt, xs[s], ts[s])
+            assert not np.allclose(one.W[0], nets[s].W[0])  # the steps learned something
+            for a, b in zip(unstack(net_b, s).W, one.W):
+                np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
 
 
 def test_random_search_draws_reproducible_settings_in_range(tmp_path):

@@ -54,6 +54,30 @@ def memory_limit() -> int:
     return int(FRACTION * physical_memory())
 
 
+def cores() -> int:
+    """The CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def present_cores(n: int) -> None:
+    """Let JAX's CPU backend present ``n`` devices, so that stacked seeds spread over them
+    (:func:`~neurodyn.learning.train.spread`) run on ``n`` cores at once. It must come
+    before JAX's first computation: afterwards, or where the user already chose
+    (``jax_num_cpu_devices``, XLA_FLAGS' ``xla_force_host_platform_device_count``), it
+    changes nothing. GPUs are unaffected: there the devices are the GPUs."""
+    import jax
+
+    if n <= 1 or jax.config.jax_num_cpu_devices != -1 or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+        return
+    try:
+        jax.config.update("jax_num_cpu_devices", int(n))
+    except RuntimeError:  # the backend has started: it keeps its devices
+        pass
+
+
 def human(nbytes: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if nbytes < 1024 or unit == "PiB":

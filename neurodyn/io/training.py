@@ -30,7 +30,7 @@ from ..learning import data as datasets
 from ..learning.metrics import probe_metrics
 from ..learning.network import init_network
 from ..learning.rules import RULES
-from ..learning.train import SGD, batches, evaluate, run_steps, run_steps_seeds, same_structure, stack, unstack
+from ..learning.train import SGD, batches, evaluate, gather, on_host, run_steps, run_steps_seeds, same_structure, seed_slots, spread, spreadable, stack, unstack
 from .errors import ModelError, NumericalError
 from .experiment import Experiment
 from .interrupt import check as check_interrupt
@@ -128,7 +128,8 @@ def _measure(rule, net, probe: dict, settings: dict) -> dict:
 @eqx.filter_jit
 def _measure_seeds(rules, nets, probes: dict, settings: dict) -> dict:
     """:func:`_measure` for stacked seeds."""
-    return eqx.filter_vmap(_measure, in_axes=(0, 0, 0, None))(rules, nets, probes, settings)
+    seeds = eqx.if_array(0)  # a module's non-array leaves (a rule's leak) are shared, not mapped
+    return eqx.filter_vmap(_measure, in_axes=(seeds, seeds, 0, None))(rules, nets, probes, settings)
 
 
 def _metrics_row(label, step, rule, net, exp, data, probe, wall, per_update):
@@ -294,7 +295,9 @@ def run_training_seeds(
     """Train experiments that differ only in their seed, each rule's steps of all seeds in
     one vmapped program (:func:`~neurodyn.learning.train.run_steps_seeds`); every seed gets
     the outputs :func:`run_training` writes (a checkpoint at each evaluation included), the
-    same numbers to rounding, and ``vmapped_seeds`` in its summary. ``wall_per_update_s``
+    same numbers to rounding, ``vmapped_seeds`` in its summary, and ``seed_devices``: per
+    rule, the devices its seeds' steps were spread over (:func:`~neurodyn.learning.train.spread`
+    where :func:`~neurodyn.learning.train.spreadable`, else 1). ``wall_per_update_s``
     is the group's time per update divided by the number of seeds. A seed whose weights
     become non-finite stops being evaluated and is reported as diverged (no exception);
     ``report`` sees the rows of the seeds still training and stops them all at once.
@@ -309,13 +312,13 @@ def run_training_seeds(
     if not same_structure(nets0) or len(xs_shapes) > 1 or not all(same_structure([r for r, _ in b]) for b in built.values()):
         return None
     probe_b = jax.tree_util.tree_map(lambda *v: jnp.stack(v), *[_probe(t, d) for d in datas])
-    states = [{"rows": [], "feedback": {}, "networks": {}, "wall": {}} for _ in exps]
-    records, status = [{} for _ in exps], [{} for _ in exps]
+    states = [{"rows": [], "feedback": {}, "networks": {}, "wall": {}} for _ in range(S)]
+    records, status, devices = [{} for _ in range(S)], [{} for _ in range(S)], {}
     for label, options in exps[0].rules.items():
         rules, settings = [r for r, _ in built[label]], _settings(exps[0], datas[0], label)
         opt, start = _optimizer(t, options), time.perf_counter()
-        rule_b, net_b, alive, step = stack(rules), stack(nets0), np.ones(S, bool), 0
-        m = jax.tree_util.tree_map(np.asarray, _measure_seeds(rule_b, net_b, probe_b, settings))
+        rule_b, net_b, alive, step, slots, parallel = stack(rules), stack(nets0), np.ones(S, bool), 0, None, False
+        m = jax.tree_util.tree_map(np.asarray, _measure_seeds(gather(rule_b), gather(net_b), probe_b, settings))  # as below: one compilation
         for s in range(S):
             records[s][label] = _rule_record(options, built[label][s][1])
             states[s]["rows"].append(_row(label, 0, jax.tree_util.tree_map(lambda v, s=s: v[s], m), 0.0, float("nan")))
@@ -323,18 +326,24 @@ def run_training_seeds(
         while step < total and alive.any():
             n = min(t.eval_every, total - step)
             steps = [batches(d.x_train, d.y_train, start=step, steps=n, batch_size=t.batch_size, seed=e.seed) for e, d in zip(exps, datas)]
+            if slots is None:  # the seeds' steps spread over the devices where that is safe
+                parallel = spreadable(run_steps_seeds, rule_b, net_b, exps[0].network.loss, opt, *(np.stack(v) for v in zip(*steps)))
+                slots = seed_slots(S) if parallel else S
+                devices[label] = min(slots, jax.device_count()) if parallel else 1
+                rule_b, net_b = _slots(rules, slots, parallel), _slots(nets0, slots, parallel)
             t0 = time.perf_counter()
-            net_b, rule_b = jax.block_until_ready(run_steps_seeds(rule_b, net_b, exps[0].network.loss, opt, *(jnp.stack(v) for v in zip(*steps))))
+            net_b, rule_b = jax.block_until_ready(run_steps_seeds(rule_b, net_b, exps[0].network.loss, opt, *(_slots(v, slots, parallel) for v in zip(*steps))))
             per_update = (time.perf_counter() - t0) / n / S
             step += n
-            whys = _divergence_seeds(net_b, rule_b, S)
-            for s in np.flatnonzero(alive & np.array([bool(w) for w in whys])):
+            whys = _divergence_seeds(net_b, rule_b, slots)
+            for s in np.flatnonzero(alive & np.array([bool(w) for w in whys[:S]])):
                 status[s][label], alive[s] = f"diverged ({whys[s]} by step {step})", False
-            m = jax.tree_util.tree_map(np.asarray, _measure_seeds(rule_b, net_b, probe_b, settings))
+            m = jax.tree_util.tree_map(np.asarray, _measure_seeds(gather(rule_b, S), gather(net_b, S), probe_b, settings))
             wall = time.perf_counter() - start
+            host_net, host_rule = on_host(net_b), on_host(rule_b)
             for s in np.flatnonzero(alive):
                 states[s]["rows"].append(_row(label, step, jax.tree_util.tree_map(lambda v, s=s: v[s], m), wall, per_update))
-                states[s]["networks"][label], states[s]["feedback"][label] = (unstack(net_b, s), step), (unstack(rule_b, s), built[label][s][1])
+                states[s]["networks"][label], states[s]["feedback"][label] = (unstack(host_net, s), step), (unstack(host_rule, s), built[label][s][1])
                 states[s]["wall"][label] = wall
                 _save_checkpoint(Path(out_dirs[s]) / "checkpoint.npz", exps[s], states[s])
             check_interrupt()
@@ -344,10 +353,19 @@ def run_training_seeds(
                 break
     summaries = []
     for s in range(S):
-        summary = _summary(exps[s], datas[s], states[s]["rows"], records[s], status[s], total) | {"vmapped_seeds": S}
+        summary = _summary(exps[s], datas[s], states[s]["rows"], records[s], status[s], total) | {"vmapped_seeds": S, "seed_devices": devices}
         _write_results(out_dirs[s], states[s]["rows"], summary, plot)
         summaries.append(summary)
     return summaries
+
+
+def _slots(items, slots: int, parallel: bool):
+    """The seeds' ``items`` (modules or arrays) stacked into ``slots`` entries, the last seed
+    repeated in the extra ones (their results are discarded), and if ``parallel`` spread
+    over the devices (:func:`~neurodyn.learning.train.spread`)."""
+    items = list(items) + [items[-1]] * (slots - len(items))
+    stacked = np.stack(items) if isinstance(items[0], np.ndarray) else stack(items)  # mini-batches stay on the host
+    return spread(stacked) if parallel else stacked
 
 
 def _summary(exp, data, rows, rules_info, status, total) -> dict:

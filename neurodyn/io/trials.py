@@ -29,12 +29,16 @@ def trial_done(folder: Path) -> bool:
     return (Path(folder) / "summary.json").is_file()
 
 
-def _as_the_cli() -> None:
+def _as_the_cli(cores: int = 1) -> None:
     """A worker process trains as ``neurodyn train`` does: float64 available (the
-    experiment's ``[training] dtype`` decides)."""
+    experiment's ``[training] dtype`` decides); its vmapped seeds spread over the ``cores``
+    it holds (:func:`~.resources.present_cores`)."""
     import jax
 
+    from .resources import present_cores
+
     jax.config.update("jax_enable_x64", True)
+    present_cores(cores)
 
 
 def run_trial(folder: str, data_dir: str | None, report=None) -> dict:
@@ -73,10 +77,11 @@ def simulate_trial(folder: Path) -> dict:
     return {model.kind: "converged" if summary["converged"] else summary["reason"]}
 
 
-def run_trial_group(folders: list[str], data_dir: str | None, report=None, vmap: bool = True, share: int = 1) -> None:
+def run_trial_group(folders: list[str], data_dir: str | None, report=None, vmap: bool = True, share: int = 1, cores: int | None = None) -> None:
     """Train the trials of one setting: when none has begun, with their steps vmapped over
-    the seeds (:func:`~neurodyn.io.training.run_training_seeds`), as many seeds at a time as
-    the memory limit allows (:func:`seeds_at_once`); otherwise, where a rule cannot be
+    the seeds (:func:`~neurodyn.io.training.run_training_seeds`) and spread over ``cores``
+    (default: this machine's cores shared by ``share`` worker processes), as many seeds at a
+    time as the memory limit allows (:func:`seeds_at_once`); otherwise, where a rule cannot be
     vmapped or ``vmap`` is off, one by one (a begun trial from its checkpoint, unreported: a
     search does not prune a setting it resumes)."""
     begun = any((Path(f) / "checkpoint.npz").is_file() for f in folders)
@@ -85,7 +90,9 @@ def run_trial_group(folders: list[str], data_dir: str | None, report=None, vmap:
         for f in folders:
             run_trial(f, data_dir, None if begun else report)
         return
-    _as_the_cli()
+    from .resources import cores as machine_cores
+
+    _as_the_cli(cores or max(1, machine_cores() // max(1, share)))
     from .experiment import load_experiment
     from .training import run_training_seeds
 
@@ -103,9 +110,12 @@ def seeds_at_once(exp, share: int = 1) -> int:
     memory limit (at least one; :mod:`.resources`; ``share`` is the number of worker
     processes training at once on this machine): it holds every seed's data, weights,
     mini-batches and evaluation at once, :func:`seed_bytes` times the seeds."""
+    import jax
+
     from .resources import memory_limit
 
-    return max(1, int(memory_limit() / max(1, share) // max(1.0, seed_bytes(exp))))
+    k = max(1, int(memory_limit() / max(1, share) // max(1.0, seed_bytes(exp))))
+    return k - k % min(k, jax.device_count())  # a multiple of the devices: no padded seeds (seed_slots)
 
 
 def seed_bytes(exp) -> float:
@@ -116,11 +126,11 @@ def seed_bytes(exp) -> float:
     return sum(b for b, _ in training_parts(exp.network, exp.data, exp.training, len(exp.rules)).values())
 
 
-def run_group_anywhere(payload: dict[str, tuple[str, str, bytes | None]], data_dir: str | None, vmap: bool = True) -> dict[str, dict[str, bytes]]:
-    """Train one group in a temporary folder of whichever machine runs it (a Ray task):
-    ``payload`` maps each trial's name to its file's name and text and its checkpoint (or
-    None). Returns each trial's output files for the sweep's own machine to write, so no
-    shared file system is needed."""
+def run_group_anywhere(payload: dict[str, tuple[str, str, bytes | None]], data_dir: str | None, vmap: bool = True, cores: int = 1) -> dict[str, dict[str, bytes]]:
+    """Train one group in a temporary folder of whichever machine runs it (a Ray task
+    holding ``cores`` CPUs): ``payload`` maps each trial's name to its file's name and text
+    and its checkpoint (or None). Returns each trial's output files for the sweep's own
+    machine to write, so no shared file system is needed."""
     with tempfile.TemporaryDirectory() as tmp:
         folders = []
         for name, (file_name, text, checkpoint) in payload.items():
@@ -130,7 +140,7 @@ def run_group_anywhere(payload: dict[str, tuple[str, str, bytes | None]], data_d
             if checkpoint is not None:
                 (folder / "checkpoint.npz").write_bytes(checkpoint)
             folders.append(str(folder))
-        run_trial_group(folders, data_dir, vmap=vmap)
+        run_trial_group(folders, data_dir, vmap=vmap, cores=cores)
         return {Path(f).name: {p.name: p.read_bytes() for p in Path(f).iterdir() if p.is_file()} for f in folders}
 
 
@@ -207,13 +217,14 @@ class RayRunner(Inline):
                 warnings.filterwarnings("ignore", message="os.fork", category=RuntimeWarning)
                 ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING, **kw)
         self.task = ray.remote(num_cpus=options.cpus_per_trial, num_gpus=options.gpus_per_trial)(run_group_anywhere)
+        self.cores = max(1, int(options.cpus_per_trial))
 
     def submit(self, folders: list[str], report=None) -> Future:
         payload = {}
         for f in map(Path, folders):
             ckpt, file = f / "checkpoint.npz", next(p for p in (f / "experiment.toml", f / "model.toml") if p.is_file())
             payload[f.name] = (file.name, file.read_text(), ckpt.read_bytes() if ckpt.is_file() else None)
-        return self.task.remote(payload, self.data_dir, self.vmap).future()
+        return self.task.remote(payload, self.data_dir, self.vmap, self.cores).future()
 
     def finish(self, future: Future, folders: list[str]) -> None:
         files = future.result()

@@ -14,6 +14,8 @@ repeats and skips nothing.
 
 from __future__ import annotations
 
+import functools
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -24,7 +26,7 @@ from .network import Network
 from .optimizer import SGD, apply_updates, clip_norm
 from .rules import Rule
 
-__all__ = ["SGD", "apply_updates", "clip_norm", "run_steps", "run_steps_seeds", "stack", "unstack", "same_structure", "epoch_order", "batches", "evaluate"]
+__all__ = ["SGD", "apply_updates", "clip_norm", "run_steps", "run_steps_seeds", "stack", "unstack", "spread", "gather", "spreadable", "seed_slots", "on_host", "same_structure", "epoch_order", "batches", "evaluate"]
 
 
 @eqx.filter_jit
@@ -45,13 +47,94 @@ def run_steps_seeds(rules: Rule, networks: Network, loss: str, opt: SGD, xs, ts)
     """:func:`run_steps` for several seeds in one program: ``rules`` and ``networks`` stacked
     along a leading seed axis (:func:`stack`), ``xs``, ``ts`` of shape (seeds, steps, batch,
     d). The seeds' steps run side by side (``vmap``): one program, wider matrix products."""
-    return eqx.filter_vmap(run_steps, in_axes=(0, 0, None, None, 0, 0))(rules, networks, loss, opt, xs, ts)
+    seeds = eqx.if_array(0)  # a module's non-array leaves (a rule's leak) are shared, not mapped
+    return eqx.filter_vmap(run_steps, in_axes=(seeds, seeds, None, None, 0, 0))(rules, networks, loss, opt, xs, ts)
 
 
 def stack(trees: list):
     """Modules of one structure as one, their arrays stacked along a new leading axis."""
     arrays = [eqx.filter(t, eqx.is_array) for t in trees]
     return eqx.combine(jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *arrays), eqx.filter(trees[0], eqx.is_array, inverse=True))
+
+
+def seed_slots(n: int) -> int:
+    """How many stacked entries ``n`` seeds take so that :func:`spread` splits them evenly:
+    ``n`` rounded up to a multiple of the devices it uses (``min(n, devices)``). The
+    harness fills the extra entries with copies of the last seed and discards them."""
+    d = min(n, jax.device_count())
+    return -(-n // d) * d
+
+
+def spread(tree):
+    """A :func:`stack` placed with its leading (seed) axis split evenly over the default
+    backend's devices: a program that takes it (:func:`run_steps_seeds`) then runs each
+    device's seeds on that device, side by side, with no communication (the seeds are
+    independent). The devices are the GPUs, or on a CPU the cores JAX was told to present
+    as devices (``jax_num_cpu_devices``; ``neurodyn sweep`` sets it from ``--workers``).
+    Unchanged on one device, or where the seeds do not divide evenly (:func:`seed_slots`)."""
+    arrays, static = eqx.partition(tree, eqx.is_array)
+    leaves = jax.tree_util.tree_leaves(arrays)
+    n = leaves[0].shape[0] if leaves else 0
+    d = min(n, jax.device_count())
+    if d <= 1 or n % d:
+        return tree
+    return eqx.combine(jax.device_put(arrays, _seed_sharding(d)), static)
+
+
+@functools.cache
+def _seed_sharding(d: int):
+    """A leading (seed) axis split over the first ``d`` devices."""
+    mesh = jax.sharding.Mesh(np.asarray(jax.devices()[:d]), ("seed",))
+    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seed"))
+
+
+def gather(tree, n: int | None = None):
+    """The first ``n`` (default all) entries of a :func:`spread` stack, on one device."""
+    arrays, static = eqx.partition(tree, eqx.is_array)
+    return eqx.combine(jax.device_put(jax.tree_util.tree_map(lambda a: a[:n], arrays), jax.devices()[0]), static)
+
+
+#: Primitives that XLA's CPU backend runs as LAPACK kernels. jaxlib (0.10.2) splits a
+#: batched call over the same thread pool the CPU devices execute on and blocks until its
+#: parts finish; with two devices running such a call at once on two cores every thread
+#: waits and the program never ends (seen with the eigenvalues of dynamic inversion's
+#: steady-state check). Programs that contain one run on a single CPU device.
+LAPACK_PRIMITIVES = frozenset({
+    "cholesky", "cholesky_update", "eig", "eigh", "geqp3", "geqrf", "hessenberg", "householder_product", "lu", "ormqr", "qr",
+    "schur", "svd", "symmetric_product", "triangular_solve", "tridiagonal", "tridiagonal_solve",
+})
+
+
+def spreadable(fn, *args) -> bool:
+    """Whether the program ``fn(*args)`` may run its seeds on several devices at once:
+    always on GPUs, on CPU devices only if it calls no :data:`LAPACK_PRIMITIVES` (checked
+    on its traced program, nothing is compiled or run)."""
+    if jax.device_count() <= 1:
+        return False
+    if jax.default_backend() != "cpu":
+        return True
+    return not _primitives(eqx.filter_make_jaxpr(fn)(*args)[0].jaxpr) & LAPACK_PRIMITIVES
+
+
+def _primitives(jaxpr) -> set[str]:
+    """The names of every primitive of ``jaxpr``, those of nested programs (loop bodies,
+    branches, calls) included."""
+    names = set()
+    for eqn in jaxpr.eqns:
+        names.add(eqn.primitive.name)
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (tuple, list)) else (value,):
+                inner = getattr(sub, "jaxpr", sub)  # a ClosedJaxpr holds its Jaxpr
+                if hasattr(inner, "eqns"):
+                    names |= _primitives(inner)
+    return names
+
+
+def on_host(tree):
+    """A module with its arrays copied to the host (numpy), e.g. to :func:`unstack` every
+    seed of a stack with one transfer."""
+    arrays, static = eqx.partition(tree, eqx.is_array)
+    return eqx.combine(jax.tree_util.tree_map(np.asarray, arrays), static)
 
 
 def unstack(tree, i: int):
@@ -76,15 +159,12 @@ def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
 
 def batches(x, t, *, start: int, steps: int, batch_size: int, seed: int):
     """Mini-batches ``start .. start + steps`` of the infinite, epoch-wise shuffled stream:
-    ``(steps, batch, d)`` arrays (an epoch's last partial batch is dropped)."""
-    per_epoch = len(x) // batch_size
-    idx = []
-    for step in range(start, start + steps):
-        epoch, k = divmod(step, per_epoch)
-        order = epoch_order(len(x), seed, epoch)
-        idx.append(order[k * batch_size : (k + 1) * batch_size])
-    idx = np.stack(idx)
-    return jnp.asarray(x[idx]), jnp.asarray(t[idx])
+    ``(steps, batch, d)`` numpy arrays (an epoch's last partial batch is dropped)."""
+    epoch, k = np.divmod(np.arange(start, start + steps), len(x) // batch_size)
+    first = epoch[0] if steps else 0
+    orders = np.stack([epoch_order(len(x), seed, e) for e in range(first, epoch[-1] + 1 if steps else 1)])  # one per epoch
+    idx = orders[epoch[:, None] - first, k[:, None] * batch_size + np.arange(batch_size)]
+    return np.asarray(x)[idx], np.asarray(t)[idx]
 
 
 @eqx.filter_jit
