@@ -166,6 +166,7 @@ def test_seeds_spread_over_devices_only_where_that_is_safe():
     from neurodyn.learning.train import SGD, run_steps, run_steps_seeds, seed_slots, spread, spreadable, stack, unstack
 
     assert jax.device_count() == 2 and [seed_slots(n) for n in (1, 2, 3, 4)] == [1, 2, 4, 4]
+    assert not spreadable(lambda x: jax.lax.scan(lambda c, r: (c + jnp.fft.fft(r).real, None), x[0], x)[0], jnp.ones((2, 4)))
     nets = [init_network([3, 4, 2], ["tanh", "linear"], seed=s, init="normal", scale=1.0) for s in range(2)]
     opt = SGD(lr=0.05, weight_decay=0.0, clip=None, batch_size=2, clip_output=False, frozen=())
     xs, ts = jnp.asarray(np.random.default_rng(0).normal(size=(2, 3, 2, 3))), jnp.zeros((2, 3, 2, 2))

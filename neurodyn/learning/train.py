@@ -94,26 +94,28 @@ def gather(tree, n: int | None = None):
     return eqx.combine(jax.device_put(jax.tree_util.tree_map(lambda a: a[:n], arrays), jax.devices()[0]), static)
 
 
-#: Primitives that XLA's CPU backend runs as LAPACK kernels. jaxlib (0.10.2) splits a
-#: batched call over the same thread pool the CPU devices execute on and blocks until its
-#: parts finish; with two devices running such a call at once on two cores every thread
-#: waits and the program never ends (seen with the eigenvalues of dynamic inversion's
-#: steady-state check). Programs that contain one run on a single CPU device.
-LAPACK_PRIMITIVES = frozenset({
+#: Primitives whose CPU kernels wait on the thread pool they run on: the LAPACK kernels,
+#: which jaxlib (0.10.2) splits over the same pool the CPU devices execute on and then
+#: blocks until the parts finish (with two devices running such a call at once on two
+#: cores every thread waits and the program never ends; seen with the eigenvalues of dynamic
+#: inversion's steady-state check), and the FFT, reported to block the same way. Programs
+#: that contain one run on a single CPU device.
+POOL_BLOCKING_PRIMITIVES = frozenset({
     "cholesky", "cholesky_update", "eig", "eigh", "geqp3", "geqrf", "hessenberg", "householder_product", "lu", "ormqr", "qr",
-    "schur", "svd", "symmetric_product", "triangular_solve", "tridiagonal", "tridiagonal_solve",
+    "schur", "svd", "symmetric_product", "triangular_solve", "tridiagonal", "tridiagonal_solve", "fft",
 })
 
 
 def spreadable(fn, *args) -> bool:
     """Whether the program ``fn(*args)`` may run its seeds on several devices at once:
-    always on GPUs, on CPU devices only if it calls no :data:`LAPACK_PRIMITIVES` (checked
-    on its traced program, nothing is compiled or run)."""
+    always on GPUs, on CPU devices only if it calls none of the
+    :data:`POOL_BLOCKING_PRIMITIVES` (checked on its traced program, nothing is compiled or
+    run)."""
     if jax.device_count() <= 1:
         return False
     if jax.default_backend() != "cpu":
         return True
-    return not _primitives(eqx.filter_make_jaxpr(fn)(*args)[0].jaxpr) & LAPACK_PRIMITIVES
+    return not _primitives(eqx.filter_make_jaxpr(fn)(*args)[0].jaxpr) & POOL_BLOCKING_PRIMITIVES
 
 
 def _primitives(jaxpr) -> set[str]:
