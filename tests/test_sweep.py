@@ -154,7 +154,7 @@ def test_vmapped_seeds_train_as_separate_runs_do(tmp_path):
         assert all(v.startswith("diverged") for v in summary["status"].values()), summary["status"]
 
 
-def test_seeds_spread_over_devices_only_where_that_is_safe():
+def test_seeds_spread_over_devices_only_where_that_is_safe(monkeypatch):
     """Stacked seeds split evenly over the two CPU devices; a program with a LAPACK kernel
     (which deadlocks when two CPU devices run it at once) is not spread; a rule whose
     module holds a float (DI's leak) vmaps over its seeds as separate runs do."""
@@ -166,6 +166,17 @@ def test_seeds_spread_over_devices_only_where_that_is_safe():
     from neurodyn.learning.train import SGD, run_steps, run_steps_seeds, seed_slots, spread, spreadable, stack, unstack
 
     assert jax.device_count() == 2 and [seed_slots(n) for n in (1, 2, 3, 4)] == [1, 2, 4, 4]
+    with monkeypatch.context() as m:  # 16 cores: never more extra slots than seeds per device
+        m.setattr(jax, "device_count", lambda: 16)
+        assert [seed_slots(n) for n in (3, 16, 17, 20, 33)] == [3, 16, 18, 20, 33]
+    with monkeypatch.context() as m:  # memory for 3 seeds: on 2 devices 3 would take 4 slots, so 2
+        from neurodyn.io import trials
+
+        m.setattr(trials, "seed_bytes", lambda exp: 100.0)
+        m.setenv("NEURODYN_MAX_MEMORY", "300")
+        assert trials.seeds_at_once(None) == 2
+        m.setenv("NEURODYN_MAX_MEMORY", "400")
+        assert trials.seeds_at_once(None) == 4
     assert not spreadable(lambda x: jax.lax.scan(lambda c, r: (c + jnp.fft.fft(r).real, None), x[0], x)[0], jnp.ones((2, 4)))
     nets = [init_network([3, 4, 2], ["tanh", "linear"], seed=s, init="normal", scale=1.0) for s in range(2)]
     opt = SGD(lr=0.05, weight_decay=0.0, clip=None, batch_size=2, clip_output=False, frozen=())

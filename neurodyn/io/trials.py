@@ -110,12 +110,13 @@ def seeds_at_once(exp, share: int = 1) -> int:
     memory limit (at least one; :mod:`.resources`; ``share`` is the number of worker
     processes training at once on this machine): it holds every seed's data, weights,
     mini-batches and evaluation at once, :func:`seed_bytes` times the seeds."""
-    import jax
-
+    from ..learning.train import seed_slots
     from .resources import memory_limit
 
-    k = max(1, int(memory_limit() / max(1, share) // max(1.0, seed_bytes(exp))))
-    return k - k % min(k, jax.device_count())  # a multiple of the devices: no padded seeds (seed_slots)
+    fit = k = max(1, int(memory_limit() / max(1, share) // max(1.0, seed_bytes(exp))))
+    while k > 1 and seed_slots(k) > fit:  # spread over the devices, k seeds take seed_slots(k)
+        k -= 1
+    return k
 
 
 def seed_bytes(exp) -> float:

@@ -59,10 +59,17 @@ def stack(trees: list):
 
 def seed_slots(n: int) -> int:
     """How many stacked entries ``n`` seeds take so that :func:`spread` splits them evenly:
-    ``n`` rounded up to a multiple of the devices it uses (``min(n, devices)``). The
-    harness fills the extra entries with copies of the last seed and discards them."""
-    d = min(n, jax.device_count())
-    return -(-n // d) * d
+    each device it uses holds as many seeds as the busiest must (``ceil(n / devices)``),
+    on as few devices as that needs, so fewer than that many entries are extra (3 seeds on
+    2 devices: 4; 20 on 16: 20 on 10). The harness fills the extra entries with copies of
+    the last seed and discards them."""
+    return _seed_devices(n) * -(-n // _seed_devices(n))
+
+
+def _seed_devices(n: int) -> int:
+    """The devices ``n`` stacked seeds use (:func:`seed_slots`)."""
+    per_device = -(-max(n, 1) // jax.device_count())
+    return -(-max(n, 1) // per_device)
 
 
 def spread(tree):
@@ -75,7 +82,7 @@ def spread(tree):
     arrays, static = eqx.partition(tree, eqx.is_array)
     leaves = jax.tree_util.tree_leaves(arrays)
     n = leaves[0].shape[0] if leaves else 0
-    d = min(n, jax.device_count())
+    d = _seed_devices(n)
     if d <= 1 or n % d:
         return tree
     return eqx.combine(jax.device_put(arrays, _seed_sharding(d)), static)
