@@ -329,8 +329,8 @@ def run_training_seeds(
             if slots is None:  # the seeds' steps spread over the devices where that is safe
                 parallel = spreadable(run_steps_seeds, rule_b, net_b, exps[0].network.loss, opt, *(np.stack(v) for v in zip(*steps)))
                 slots = seed_slots(S) if parallel else S
-                devices[label] = min(slots, jax.device_count()) if parallel else 1
                 rule_b, net_b = _slots(rules, slots, parallel), _slots(nets0, slots, parallel)
+                devices[label] = len(net_b.W[0].sharding.device_set)
             t0 = time.perf_counter()
             net_b, rule_b = jax.block_until_ready(run_steps_seeds(rule_b, net_b, exps[0].network.loss, opt, *(_slots(v, slots, parallel) for v in zip(*steps))))
             per_update = (time.perf_counter() - t0) / n / S
