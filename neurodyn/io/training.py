@@ -335,12 +335,12 @@ def run_training_seeds(
             net_b, rule_b = jax.block_until_ready(run_steps_seeds(rule_b, net_b, exps[0].network.loss, opt, *(_slots(v, slots, parallel) for v in zip(*steps))))
             per_update = (time.perf_counter() - t0) / n / S
             step += n
-            whys = _divergence_seeds(net_b, rule_b, slots)
+            host_net, host_rule = on_host(net_b), on_host(rule_b)  # one copy: the checks and the checkpoints
+            whys = _divergence_seeds(host_net, host_rule, slots)
             for s in np.flatnonzero(alive & np.array([bool(w) for w in whys[:S]])):
                 status[s][label], alive[s] = f"diverged ({whys[s]} by step {step})", False
             m = jax.tree_util.tree_map(np.asarray, _measure_seeds(gather(rule_b, S), gather(net_b, S), probe_b, settings))
             wall = time.perf_counter() - start
-            host_net, host_rule = on_host(net_b), on_host(rule_b)
             for s in np.flatnonzero(alive):
                 states[s]["rows"].append(_row(label, step, jax.tree_util.tree_map(lambda v, s=s: v[s], m), wall, per_update))
                 states[s]["networks"][label], states[s]["feedback"][label] = (unstack(host_net, s), step), (unstack(host_rule, s), built[label][s][1])

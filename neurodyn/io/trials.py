@@ -24,6 +24,7 @@ from .interrupt import check as check_interrupt
 from .interrupt import deferred
 from .results import write_outputs
 
+
 def trial_done(folder: Path) -> bool:
     """A trial is done once its training wrote ``summary.json`` (completed, diverged or pruned)."""
     return (Path(folder) / "summary.json").is_file()
