@@ -1,6 +1,7 @@
 """The ``neurodyn`` command: parses arguments, calls the library, maps errors to exit codes.
 
-Exit codes: 0 success; 2 invalid input; 3 numerical failure; 1 internal error (a bug).
+Exit codes: 0 success; 2 invalid input; 3 numerical failure; 130 Ctrl-C; 141 the reader of
+standard output went away; 1 internal error (a bug).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 EXIT_OK, EXIT_BUG, EXIT_INPUT, EXIT_NUMERICAL = 0, 1, 2, 3
+EXIT_PIPE = 141  # 128 + SIGPIPE: what a Unix tool's status is when its reader stops reading
 MAX_ITER = 10**6  # stability --max-iter
 MAX_WORKERS = 1024  # sweep --workers (processes on this machine, or Ray tasks in flight)
 
@@ -329,7 +331,10 @@ def _cmd_sweep(args) -> int:
         if not (args.trial_cpus > 0 and args.trial_gpus >= 0):
             _error(f"{args.experiment}: --trial-cpus must be > 0 and --trial-gpus >= 0")
             return EXIT_INPUT
-        ray = RayOptions(args.ray, args.trial_cpus, args.trial_gpus) if args.ray else None
+        if args.ray is not None and not args.ray.strip():
+            _error(f"{args.experiment}: --ray: give a cluster's address (HOST:PORT), auto or local")
+            return EXIT_INPUT
+        ray = RayOptions(args.ray.strip(), args.trial_cpus, args.trial_gpus) if args.ray else None
         if ray is None and workers == 1:  # trials train in this process: its seeds on every core
             present_cores(cores())
         sweep = load_sweep(args.experiment)
@@ -408,6 +413,18 @@ def _cmd_list(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     try:
+        code = _main(argv)
+        sys.stdout.flush()  # a reader that went away shows here, not as a traceback at exit
+        return code
+    except BrokenPipeError:  # the reader went away (`neurodyn list | head`): stop quietly, as Unix tools do
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return EXIT_PIPE
+
+
+def _main(argv: list[str] | None) -> int:
+    try:
         args = _parser().parse_args(argv)
     except SystemExit as done:  # --help, --version, or a bad argument (one line, exit 2)
         return int(done.code or 0)
@@ -476,6 +493,8 @@ def _run(args) -> int:
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
+    except BrokenPipeError:
+        raise  # not a bug: main() stops quietly
     except Exception as err:  # noqa: BLE001
         import traceback
 

@@ -100,6 +100,33 @@ def run_subprocess(argv, cwd) -> SimpleNamespace:
     return SimpleNamespace(rc=proc.returncode, out=proc.stdout, err=proc.stderr)
 
 
+@pytest.mark.parametrize("when", ["write", "flush"])
+def test_a_reader_that_stops_reading_ends_the_command_quietly(tmp_path, monkeypatch, when):
+    """`neurodyn list | head -1`: the closed pipe, met while the command prints or when its
+    output is flushed at the end, is exit 141 (128 + SIGPIPE) with nothing on stderr: no
+    traceback, no "internal error"."""
+
+    class ClosedPipe(io.StringIO):
+        def write(self, text):
+            if when == "write":
+                raise BrokenPipeError(32, "Broken pipe")
+            return super().write(text)
+
+        def flush(self):
+            if when == "flush" and self.getvalue():
+                raise BrokenPipeError(32, "Broken pipe")
+
+        def fileno(self):  # main() points it at os.devnull
+            return sink.fileno()
+
+    with open(tmp_path / "sink", "w") as sink:
+        monkeypatch.setattr(sys, "stdout", ClosedPipe())
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            assert main(["list"]) == 141
+    assert err.getvalue() == ""
+
+
 # Lines that are warnings of JAX/Python/absl rather than neurodyn's own message.
 _NOISE = re.compile(r"(Warning\b|warnings\.warn|^[WI]\d{4} |^\s+warnings?\.|Platform '.*' is experimental|CUDA|TPU)")
 

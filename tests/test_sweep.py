@@ -86,7 +86,10 @@ def test_killed_sweep_resumes_without_repeating_a_trial(tmp_path):
     first = out / "trials" / todo[0].name / "metrics.csv"
     stamp = first.stat().st_mtime_ns
     assert main(["sweep", str(file), "--out", str(out), "--workers", "1"]) == 2  # needs --resume
-    assert main(["sweep", str(file), "--out", str(out), "--workers", "1", "--resume"]) == 0
+    # the same file renamed, in another folder, is the same sweep
+    (tmp_path / "moved").mkdir()
+    moved = shutil.copy(file, tmp_path / "moved" / "renamed.toml")
+    assert main(["sweep", str(moved), "--out", str(out), "--workers", "1", "--resume"]) == 0
     assert first.stat().st_mtime_ns == stamp
     assert sorted(p.name for p in (out / "trials").iterdir()) == ["trial_0000", "trial_0001"]
     rows = _rows(out / "results.csv")
@@ -232,7 +235,10 @@ samples = 6
         ('[sweep]\nmode = "random"\nsamples = 2\n[sweep.random]\n"training.lr" = { low = 0.1, hihg = 1.0 }\n', '[sweep.random]."training.lr".hihg', ["did you mean 'high'?"]),
         ("[sweep]\nseeds = 3\n[sweep.grid]\n\"seed\" = [9223372036854775806]\n", "[sweep].seeds", ['"seed" = 9223372036854775806', "fewer seeds"]),
         ('[sweep.grid]\n"training.batch_size" = [4, 500]\n', '[sweep.grid]."training.batch_size" = 500', ["training samples"]),
-        ('[sweep.random]\n"training.lr" = { low = 1.0, high = 0.1 }\n', "[sweep]", ["low < high"]),
+        ('[sweep.random]\n"training.lr" = { low = 1.0, high = 0.1 }\n', '[sweep.random]."training.lr"', ["low < high"]),
+        ('[sweep]\nmode = "random"\nsamples = 2\n[sweep.random]\n"training.lr" = { low = nan, high = 0.1 }\n', '[sweep.random]."training.lr".low', ["finite"]),
+        ('[sweep]\nmode = "random"\nsamples = 2\n[sweep.random]\n"training.lr" = 0.1\n', '[sweep.random]."training.lr"', ["needs a range", "low ="]),
+        ('[sweep.grid]\n"training.lr" = 0.1\n', '[sweep.grid]."training.lr"', ["needs a list"]),
         ('[sweep]\nmode = "optuna"\n[sweep.grid]\n"training.lr" = [0.1]\n', "[sweep]", ["samples"]),
         ('[sweep]\nmode = "optuna"\nsamples = 3\n[sweep.grid]\n"training.lr" = [0.1]\n', "[sweep].rule", ["trains 2 rules", 'rule = "bp"']),
         ('[sweep]\nmode = "optuna"\nsamples = 3\nrule = "dfa"\n[sweep.grid]\n"training.lr" = [0.1]\n', "[sweep].rule", ["no rule 'dfa'", "did you mean 'fa'"]),
@@ -262,6 +268,22 @@ def test_asha_on_ray_is_refused_before_anything_runs(tmp_path, capsys):
     file = _file(tmp_path, sweep=SEARCH)
     assert main(["sweep", str(file), "--out", str(tmp_path / "sw"), "--ray", "local"]) == 2
     assert "[sweep].pruner" in capsys.readouterr().err and not (tmp_path / "sw").exists()
+
+
+def test_a_ray_cluster_out_of_reach_is_refused_before_anything_is_written(tmp_path, capsys):
+    """Ray itself retries for minutes against an address where nothing listens: the sweep
+    refuses it in one line, exit 2, with no output folder."""
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on once it is closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    file = _file(tmp_path)
+    assert main(["sweep", str(file), "--out", str(tmp_path / "sw"), "--ray", f"127.0.0.1:{port}"]) == 2
+    _one_line(capsys, f"--ray: nothing answers at 127.0.0.1:{port}", "--ray local")
+    assert main(["sweep", str(file), "--out", str(tmp_path / "sw"), "--ray", " "]) == 2
+    _one_line(capsys, "--ray: give a cluster's address")
+    assert not (tmp_path / "sw").exists()
 
 
 def test_sweep_without_a_sweep_table_points_to_train(tmp_path, capsys):
@@ -552,6 +574,17 @@ def _setting_x(path):
     return "\n".join([lines[0], ",".join(row), *lines[2:]]) + "\n"
 
 
+def _cell(column, value, line=1):
+    """An edit of results.csv: ``column`` of data line ``line`` set to ``value``."""
+    def edit(path):
+        lines = path.read_text().splitlines()
+        i = lines[0].split(",").index(column)
+        row = lines[line].split(",")
+        row[i] = value
+        return "\n".join([*lines[:line], ",".join(row), *lines[line + 1:]]) + "\n"
+    return edit
+
+
 @pytest.mark.parametrize(
     "name,text,keep_trials,words",
     [
@@ -563,6 +596,7 @@ def _setting_x(path):
         ("results.csv", "foo,bar\n1,2\n", False, ["results.csv: no column trial"]),
         ("results.csv", "", False, ["results.csv: no column trial"]),
         ("results.csv", _setting_x, False, ["results.csv: line 2: trial 'trial_0000', setting 'x'"]),
+        ("results.csv", _cell("test_loss", "abc", line=3), False, ["results.csv: line 4: column test_loss holds 'abc', not a number"]),
         ("results.csv", lambda p: p.read_text()[:300], False, ["results.csv: "]),
         ("results.csv", lambda p: "".join(p.read_text().splitlines(keepends=True)[:3]), False, ["results.csv: it has no rows of 5 of the 6 trials"]),
     ],
@@ -594,6 +628,24 @@ def test_summary_rebuilds_a_table_cut_short_from_the_trial_folders(finished, tmp
     (out / "results.csv").write_text((finished / "results.csv").read_text()[:300])
     assert main(["sweep", "--summary", str(out)]) == 2
     _one_line(capsys, "results.csv: ", "do not hold every trial's results")
+
+
+@pytest.mark.parametrize("value", ["abc", "inf", "", "0.5"])
+def test_summary_rebuilds_a_table_whose_numbers_differ_from_the_trial_folders(finished, tmp_path, capsys, value):
+    """An edited cell of the final test loss, which the summary averages, is found by
+    comparing every cell with the trial folders: the table is rebuilt from them, or where
+    they are incomplete, refused naming the cell."""
+    out = _damaged(finished, tmp_path, "results.csv", _cell("test_loss", value, line=3))
+    capsys.readouterr()
+    assert main(["sweep", "--summary", str(out)]) == 0
+    assert "rebuilt from the trial folders" in capsys.readouterr().out
+    assert _rows(out / "results.csv") == _rows(finished / "results.csv")
+    assert json.loads((out / "summary.json").read_text())["settings"] == json.loads((finished / "summary.json").read_text())["settings"]
+    shutil.rmtree(out / "trials" / "trial_0005")
+    (out / "results.csv").write_text(_cell("test_loss", value, line=3)(finished / "results.csv"))
+    assert main(["sweep", "--summary", str(out)]) == 2
+    words = ["line 4: column test_loss holds 'abc'"] if value == "abc" else [f"test_loss of trial_0000, bp, step 20 is {value!r}", "do not hold every trial's results"]
+    _one_line(capsys, "results.csv: ", *words)
 
 
 @pytest.mark.slow  # starts two worker processes; .ci/run runs it after the default suite

@@ -11,7 +11,7 @@ from neurodyn.io import training
 from neurodyn.io.errors import ModelError, NumericalError
 from neurodyn.io.experiment import load_experiment
 
-from helpers import interrupted_training
+from helpers import interrupted_training, tiny_experiment
 
 EXPERIMENT = """
 name = "small"
@@ -94,6 +94,24 @@ def _csv(path):
 
     with open(path) as fh:
         return list(csv.DictReader(fh))
+
+
+def test_resumed_training_writes_the_rows_an_uninterrupted_one_writes(tmp_path, monkeypatch):
+    """The rows a checkpoint carries come back as they were, NaN included (the first
+    row's time per update): a resumed run's metrics.csv is the uninterrupted run's but for
+    the wall times."""
+    path = tmp_path / "exp.toml"
+    path.write_text(tiny_experiment())
+    exp = load_experiment(path)
+    training.run_training(exp, tmp_path / "full", plot=False)
+    interrupted_training(monkeypatch, exp, tmp_path / "cut", at=3)  # BP done, FA's first interval
+    training.run_training(exp, tmp_path / "cut", resume=True, plot=False)
+    full, cut = _csv(tmp_path / "full" / "metrics.csv"), _csv(tmp_path / "cut" / "metrics.csv")
+    assert full[0]["wall_per_update_s"] == "nan"
+    for r in full + cut:
+        del r["wall_s"]
+        r["wall_per_update_s"] = r["wall_per_update_s"] == "nan"
+    assert cut == full
 
 
 @pytest.mark.slow  # three trainings (8 s); .ci/run runs it after the default suite

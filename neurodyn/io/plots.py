@@ -340,6 +340,7 @@ def sweep_plot(path: Path, summary: dict) -> None:
     else:
         ax.set_xlabel("setting (summary.json lists its values)")
     means = np.asarray([e[metric]["mean"] for e in entries], float)
+    means = means[np.isfinite(means)]  # a completed trial may still report an infinite loss
     if means.size and np.all(means > 0) and means.max() / means.min() >= 100:
         ax.set_yscale("log")
     ax.set_ylabel(f"{SWEEP_METRICS.get(metric, 'final ' + metric.replace('_', ' '))}\n(mean +- 1 s.d. over seeds)")

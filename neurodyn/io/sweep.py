@@ -290,7 +290,21 @@ def _read_spec(file, raw: dict) -> SweepSpec:
     try:
         return SweepSpec(**raw)
     except ValidationError as err:
-        raise _pydantic_error(file, "[sweep]", err) from None
+        first = err.errors()[0]
+        table, path, *rest = first["loc"] + (None, None)
+        if table not in ("grid", "random") or not isinstance(path, str):
+            raise _pydantic_error(file, "[sweep]", err) from None
+        # an entry of [sweep.grid] or [sweep.random]: name the swept path (and the range's end)
+        key = f'[sweep.{table}]."{path}"' + "".join(f".{r}" for r in rest if isinstance(r, str))
+        raise ModelError(file, key, RANGE_FIXES.get(first["type"], first["msg"].removeprefix("Value error, "))) from None
+
+
+#: what to write instead, by the kind of error in a [sweep.grid] or [sweep.random] entry
+RANGE_FIXES = {
+    "list_type": "needs a list of the values to sweep, e.g. [0.01, 0.003]",
+    "model_type": "needs a range, e.g. { low = 1e-4, high = 1e-1, log = true }",
+    "finite_number": "needs a finite number (no nan or inf)",
+}
 
 
 def _search(sweep: Sweep, exp) -> Sweep:
@@ -411,9 +425,10 @@ def open_sweep(sweep: Sweep, out_dir: Path, resume: bool) -> dict:
 
 
 def _check_same(sweep: Sweep, out_dir: Path, old: dict, record: dict) -> None:
-    """A resumed folder must hold this very sweep: the same file (its fingerprint), the same
-    ``[sweep]`` and trials. A folder of an earlier version, whose ``sweep.json`` has no
-    fingerprint, is resumed only if every trial file it wrote is the one this file gives."""
+    """A resumed folder must hold this very sweep: the same file content (its fingerprint;
+    a renamed or moved copy of the file resumes it), the same ``[sweep]`` and trials. A
+    folder of an earlier version, whose ``sweep.json`` has no fingerprint, is resumed only
+    if every trial file it wrote is the one this file gives."""
     if "fingerprint" not in old:
         if sweep.spec.mode == "optuna" or not _same_trial_files(sweep, out_dir):
             raise ModelError(out_dir, None, (
@@ -424,8 +439,13 @@ def _check_same(sweep: Sweep, out_dir: Path, old: dict, record: dict) -> None:
         raise ModelError(out_dir, None, (
             f"holds a sweep of another file, or of {old['file']} before it (or an array file it reads) changed: resume with the "
             "file the sweep began with, or choose a new --out"))
-    if old != json.loads(json.dumps(record)):
+    # the same bytes under another name (a renamed or copied file) make the same trials
+    if _without_name(old) != _without_name(json.loads(json.dumps(record))):
         raise ModelError(out_dir, None, "holds a different sweep (the file or its [sweep] changed): choose another --out")
+
+
+def _without_name(record: dict) -> dict:
+    return {k: v for k, v in record.items() if k != "file"}
 
 
 def _same_trial_files(sweep: Sweep, out_dir: Path) -> bool:
@@ -624,8 +644,13 @@ def _mismatch(rows: list[dict], built: list[dict], record: dict) -> str | None:
     if missing:
         return f"it has no rows of {len(missing)} of the {len(listed)} trials in sweep.json (cut short?)"
     done = {r["trial"] for r in built}
-    if _keys([r for r in rows if r["trial"] in done], record) != _keys(built, record):
+    ours, theirs = _cells([r for r in rows if r["trial"] in done], record), _cells(built, record)
+    if ours.keys() != theirs.keys():
         return "its rows differ from the results in the trial folders"
+    for key, cells in theirs.items():
+        changed = next((k for k in sorted(cells.keys() | ours[key].keys()) if cells.get(k) != ours[key].get(k)), None)
+        if changed is not None:
+            return f"its {changed} of {key[0]}, {key[1]}, step {key[2]} is {ours[key].get(changed, '')!r}, not the {cells.get(changed, '')!r} of the trial's folder"
     return None
 
 
@@ -635,9 +660,17 @@ def _who(record: dict) -> str:
     return "rule" if record.get("target", "experiment") == "experiment" else "kind"
 
 
-def _keys(rows: list[dict], record: dict) -> list[tuple]:
-    who = _who(record)
-    return sorted((str(r["trial"]), str(r.get(who)), str(r.get("step"))) for r in rows)
+def _cells(rows: list[dict], record: dict) -> dict:
+    """The rows by (trial, rule, step), each as the text of its cells as ``results.csv``
+    reads back (an empty cell and a missing one are the same; "1e-3" and 0.001 too). A
+    repeated key is a key of its own, so two copies of a row differ from one."""
+    who, out = _who(record), {}
+    for r in rows:
+        key = (str(r["trial"]), str(r.get(who)), str(r.get("step")))
+        while key in out:
+            key += ("again",)
+        out[key] = {k: str(_number(str(v))) for k, v in r.items() if v is not None and v != ""}
+    return out
 
 
 def _read_csv(path: Path, record: dict) -> list[dict]:
@@ -654,6 +687,7 @@ def _read_csv(path: Path, record: dict) -> list[dict]:
     if missing:
         raise ModelError(path, None, f"no column {missing[0]}: not the results table of a sweep; {REDO}")
     settings = {t["trial"]: t["setting"] for t in record["trials"]}
+    swept = set(SweepSpec(**record["spec"]).paths)  # their values may be text or lists
     rows = []
     for line, r in enumerate(raw, 2):
         if None in r or None in r.values():
@@ -661,6 +695,9 @@ def _read_csv(path: Path, record: dict) -> list[dict]:
         r = {k: _number(v) if k not in TEXT_COLUMNS else v for k, v in r.items()}
         if settings.get(r["trial"], object()) != r["setting"]:
             raise ModelError(path, f"line {line}", f"trial {r['trial']!r}, setting {r['setting']!r} is not a trial of sweep.json; {REDO}")
+        odd = next((k for k, v in r.items() if isinstance(v, str) and k not in TEXT_COLUMNS and k not in swept and v not in ("True", "False")), None)
+        if odd is not None:
+            raise ModelError(path, f"line {line}", f"column {odd} holds {r[odd]!r}, not a number; {REDO}")
         rows.append(r)
     if not rows:
         raise ModelError(path, None, f"holds no results; {REDO}")
@@ -723,7 +760,8 @@ def _settings_of(rows: list[dict], record: dict, who: str, metric: str) -> list[
         for m in (metric, "test_accuracy"):
             vals = np.asarray([v[m] for v in ok if isinstance(v.get(m), (int, float)) and not isinstance(v.get(m), bool)], float)
             if vals.size:
-                entry[m] = {"mean": float(np.mean(vals)), "std": float(np.std(vals, ddof=1)) if vals.size > 1 else 0.0, "n": int(vals.size)}
+                with np.errstate(invalid="ignore", over="ignore"):  # an infinite value: mean inf, std nan, no warning
+                    entry[m] = {"mean": float(np.mean(vals)), "std": float(np.std(vals, ddof=1)) if vals.size > 1 else 0.0, "n": int(vals.size)}
         settings.append(entry)
     return settings
 

@@ -68,25 +68,26 @@ def _remove_new(out_dir: Path, existed: set | None) -> None:
 
 
 def _run(sweep: Sweep, out_dir: Path, workers: int, resume: bool, data_dir, progress: bool, ray, vmap: bool, figure_format: str) -> dict:
-    if sweep.spec.mode == "optuna":
-        record = open_sweep(sweep, out_dir, resume)
-        finished = sum(trial_done(out_dir / "trials" / t["trial"]) for t in record["trials"])
-    else:
-        todo = prepare(sweep, out_dir, resume)
-        finished = len(sweep.trials) - len(todo)
+    runner = _runner(data_dir, ray, workers, vmap)  # a Ray cluster out of reach is refused before anything is written
     bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=sweep.spec.n_settings() * sweep.spec.seeds, initial=finished, desc="sweep", unit="trial")
-    runner = _runner(data_dir, ray, workers, vmap)
     try:
+        if sweep.spec.mode == "optuna":
+            record = open_sweep(sweep, out_dir, resume)
+            finished = sum(trial_done(out_dir / "trials" / t["trial"]) for t in record["trials"])
+        else:
+            todo = prepare(sweep, out_dir, resume)
+            finished = len(sweep.trials) - len(todo)
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=sweep.spec.n_settings() * sweep.spec.seeds, initial=finished, desc="sweep", unit="trial")
         if sweep.spec.mode == "optuna":
             run_search(sweep, out_dir, runner, bar)
         else:
             groups = _groups(todo, out_dir) if vmap else [[str(out_dir / "trials" / t.name)] for t in todo]
             drive(runner, ((g, None) for g in groups), lambda g: bar.update(len(g)) if bar is not None else None)
     finally:
+        runner.close()  # drive closes it too; here also when preparing the folder failed
         if bar is not None:
             bar.close()
     rows = write_results(out_dir)

@@ -14,6 +14,7 @@ import csv
 import dataclasses
 import io as _io
 import json
+import math
 import socket
 import time
 import zipfile
@@ -433,7 +434,8 @@ def _write_results(out_dir, rows, summary, plot: bool = True, figure_format: str
 def _save_checkpoint(path: Path, exp: Experiment, state: dict) -> None:
     arrays = {
         "experiment": np.asarray(exp.text), "seed": np.asarray(exp.seed),
-        "rows": np.asarray(json.dumps(jsonable(state["rows"]))),
+        # Python's JSON keeps NaN and infinities, so a resumed run writes the rows it had
+        "rows": np.asarray(json.dumps(state["rows"], default=lambda v: v.item())),
     }
     for label, (net, step) in state["networks"].items():
         arrays[f"{label}/step"] = np.asarray(step)
@@ -479,6 +481,7 @@ def _read_checkpoint(z, path: Path, exp: Experiment) -> dict:
     rows = json.loads(str(array("rows", (), "U")))
     if not isinstance(rows, list) or not all(isinstance(r, dict) and isinstance(r.get("rule"), str) and isinstance(r.get("step"), int) for r in rows):
         raise ModelError(path, None, "the checkpoint's metrics rows are damaged; remove it or use another --out")
+    rows = [{k: math.nan if v is None else v for k, v in r.items()} for r in rows]  # older checkpoints saved NaN as null
     net0 = init_network(exp.network.sizes, exp.network.nonlinearities, biases=exp.network.biases)
     networks, wall, feedback = {}, {}, {}
     for label in exp.rules:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import socket
 import tempfile
 import warnings
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -213,11 +214,7 @@ class RayRunner(Inline):
         self.ray, self.capacity, self.workers = ray, 1 << 30, workers  # the cluster schedules a sweep's groups
         self.started = not ray.is_initialized()
         if self.started:
-            kw = {"num_cpus": workers} if options.address == "local" else {"address": options.address}
-            with warnings.catch_warnings():
-                # Ray starts its processes by fork + exec, which JAX's warning about fork does not concern
-                warnings.filterwarnings("ignore", message="os.fork", category=RuntimeWarning)
-                ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING, **kw)
+            _connect(ray, options.address, workers)
         self.task = ray.remote(num_cpus=options.cpus_per_trial, num_gpus=options.gpus_per_trial)(run_group_anywhere)
         self.cores = max(1, int(options.cpus_per_trial))
 
@@ -236,6 +233,43 @@ class RayRunner(Inline):
     def close(self) -> None:
         if self.started:
             self.ray.shutdown()
+
+
+#: how long a cluster's head may take to accept a connection before --ray ADDRESS gives up
+#: (Ray itself retries for minutes against an address where nothing listens)
+CONNECT_TIMEOUT_S = 10.0
+
+
+def _connect(ray, address: str, workers: int) -> None:
+    """``ray.init``: a new instance here (``local``, ``workers`` CPUs), the cluster this
+    machine belongs to (``auto``) or the one at ``address``. A cluster that cannot be
+    reached is an input error naming ``--ray``, found before anything is written."""
+    if address not in ("local", "auto"):
+        _check_reachable(address)
+    kw = {"num_cpus": workers} if address == "local" else {"address": address}
+    try:
+        with warnings.catch_warnings():
+            # Ray starts its processes by fork + exec, which JAX's warning about fork does not concern
+            warnings.filterwarnings("ignore", message="os.fork", category=RuntimeWarning)
+            ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING, **kw)
+    except (ConnectionError, TimeoutError, RuntimeError, ValueError) as err:
+        fix = "start one with `ray start --head`, give its address, or use --ray local" if address == "auto" else "check the address, or use --ray local"
+        raise ModelError("--ray", None, f"cannot connect to Ray at {address} ({' '.join(str(err).split())[:200]}): {fix}") from None
+
+
+def _check_reachable(address: str) -> None:
+    """Something accepts connections at ``HOST:PORT`` (``ray://HOST:PORT`` for Ray Client)
+    within :data:`CONNECT_TIMEOUT_S`; an address without a port is left to Ray."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except (OSError, OverflowError) as err:
+        why = getattr(err, "strerror", None) or str(err) or type(err).__name__
+        raise ModelError("--ray", None, (
+            f"nothing answers at {address} ({why}): give the address the head node's `ray start --head` printed "
+            "(HOST:6379 by default), --ray auto on a node of the cluster, or --ray local")) from None
 
 
 def drive(runner: Inline, jobs: Iterable[tuple[list[str], object]], done: Callable[[list[str]], None], limit: int | None = None) -> None:
