@@ -7,6 +7,7 @@ standard output went away; 1 internal error (a bug).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -227,14 +228,17 @@ def _cmd_simulate(args) -> int:
 
 def _out_dir(args, model) -> Path | None:
     """``--out``, or ``out/<name>`` with the name made a folder name (never a path); checked
-    writable before the run (:func:`~neurodyn.io.results.check_out_dir`)."""
-    from .io.results import check_out_dir, folder_name
+    writable before the run (:func:`~neurodyn.io.results.check_out_dir`) and held by this
+    command until it ends (:func:`~neurodyn.io.results.hold`: another command writing there
+    meanwhile is an input error)."""
+    from .io.results import check_out_dir, folder_name, hold
 
     out = args.out if args.out is not None else Path("out") / folder_name(model.name)
     if out.exists() and not out.is_dir():
         _error(f"--out {out}: exists and is not a folder; choose another output folder")
         return None
     check_out_dir(out)
+    args.held.enter_context(hold(out))
     return out
 
 
@@ -319,6 +323,10 @@ def _cmd_sweep(args) -> int:
         if args.experiment is not None:
             _error(f"{args.experiment}: give either an experiment file or --summary DIR, not both")
             return EXIT_INPUT
+        if args.summary.is_dir():
+            from .io.results import hold
+
+            args.held.enter_context(hold(args.summary))  # not while a sweep writes there
         summary, out = summarize(args.summary, figure_format=args.format), args.summary
     else:
         if args.experiment is None:
@@ -482,7 +490,7 @@ def _run(args) -> int:
     from .io.interrupt import deferred
 
     try:
-        with deferred():
+        with deferred(), contextlib.ExitStack() as args.held:  # the output folder the command holds
             return commands[args.command](args)
     except (ModelError, DataError) as err:
         _error(str(err))

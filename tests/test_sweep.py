@@ -270,6 +270,27 @@ def test_asha_on_ray_is_refused_before_anything_runs(tmp_path, capsys):
     assert "[sweep].pruner" in capsys.readouterr().err and not (tmp_path / "sw").exists()
 
 
+def test_a_folder_another_command_writes_to_is_refused(tmp_path, capsys):
+    """A sweep started twice, resumed while it runs, or a training into its folder: the
+    second command is exit 2 and touches nothing. A lock file a killed command left behind
+    (the lock itself died with it) does not stop the next one."""
+    from neurodyn.io.results import LOCK_NAME, hold
+
+    file, out = _file(tmp_path, sweep=SWEEP.replace("seeds = 2", "seeds = 1")), tmp_path / "sw"
+    with hold(out):
+        for argv in (["sweep", str(file)], ["sweep", str(file), "--resume"], ["train", str(file)]):
+            assert main([*argv, "--out", str(out)]) == 2
+            _one_line(capsys, f"{out}: another neurodyn command is writing to this folder now")
+        assert main(["sweep", "--summary", str(out)]) == 2
+        _one_line(capsys, "another neurodyn command is writing to this folder now")
+        assert [p.name for p in out.iterdir()] == [LOCK_NAME]
+    assert not out.exists()  # made by the holder, left empty: removed
+    out.mkdir()
+    (out / LOCK_NAME).write_text("")
+    assert main(["sweep", str(file), "--out", str(out), "--workers", "1"]) == 0
+    assert not (out / LOCK_NAME).exists() and (out / "results.csv").is_file()
+
+
 def test_a_ray_cluster_out_of_reach_is_refused_before_anything_is_written(tmp_path, capsys):
     """Ray itself retries for minutes against an address where nothing listens: the sweep
     refuses it in one line, exit 2, with no output folder."""

@@ -66,8 +66,7 @@ def folder_name(name: str) -> str:
 def check_out_dir(out: Path) -> None:
     """Fail before any work unless results can be written to ``out``: every existing
     ancestor a folder, the folder creatable and writable (tried by writing a file, which
-    also catches read-only and pseudo file systems). Removes the temporary folders that a
-    killed run into the same folder left behind (:func:`write_outputs`)."""
+    also catches read-only and pseudo file systems). :func:`hold` then takes the folder."""
     out = Path(out)
     for a in [out, *out.parents]:
         if a.exists():
@@ -90,8 +89,60 @@ def check_out_dir(out: Path) -> None:
             with contextlib.suppress(OSError):
                 a.rmdir()
         raise ModelError(out, None, f"cannot write results here ({err.strerror or err}); choose another output folder (--out)") from None
-    for scrap in out.parent.glob(f".{glob.escape(out.name)}.tmp-*"):
+
+
+#: the file in an output folder that a command holds while it writes there (:func:`hold`)
+LOCK_NAME = ".neurodyn.lock"
+
+
+@contextlib.contextmanager
+def hold(out: Path):
+    """Hold the output folder ``out`` for one command: ``out/.neurodyn.lock`` locked
+    (``flock``, released by the system however the process ends) while the command writes
+    there, removed after. A second command into the same folder meanwhile (a sweep started
+    twice, or resumed while it runs) is an input error instead of two processes writing
+    and tidying the same files. The folder is made if missing and removed again if the
+    command left it empty. Where the system cannot lock files (no ``fcntl``, some network
+    file systems) the folder is used unlocked."""
+    out = Path(out)
+    made = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / LOCK_NAME
+    fh = _locked(path, out)
+    for scrap in out.parent.glob(f".{glob.escape(out.name)}.tmp-*"):  # what a killed run left (write_outputs)
         shutil.rmtree(scrap, ignore_errors=True)
+    try:
+        yield
+    finally:
+        if fh is not None:
+            path.unlink(missing_ok=True)
+            fh.close()
+        if made and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+
+
+def _locked(path: Path, out: Path):
+    """The lock file ``path``, open and locked (None where locking is not available)."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    while True:
+        fh = open(path, "a")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            raise ModelError(out, None, "another neurodyn command is writing to this folder now; wait for it to finish, or choose another output folder (--out)") from None
+        except OSError:
+            fh.close()
+            return None
+        try:
+            if os.stat(path).st_ino == os.fstat(fh.fileno()).st_ino:
+                return fh
+        except FileNotFoundError:
+            pass
+        fh.close()  # the holder removed the file between our open and our lock: lock the new one
 
 
 def shown_path(path: Path) -> str:
