@@ -679,3 +679,21 @@ def test_input_error_in_a_pool_worker_is_one_line_and_leaves_nothing(tmp_path, c
     assert main(["sweep", str(_mnist_file(tmp_path)), "--out", str(out), "--workers", "2", "--data-dir", str(bad)]) == 2
     _one_line(capsys, "not an IDX file")
     assert not out.exists()
+
+
+def test_summary_plot_of_an_option_that_is_not_a_number_labels_each_value(tmp_path, monkeypatch):
+    """Swept layer sizes (or names) are one tick per value, named by it, with the best
+    setting starred at its value (they were drawn at the setting's number, 0.0, 0.2, ...)."""
+    from neurodyn.io import plots
+
+    figures = []
+    monkeypatch.setattr(plots.plt, "close", figures.append)
+    sizes = [[4, 5, 3], [4, 7, 3]]
+    settings = [{"setting": s, "rule": "bp", "values": {"network.sizes": v}, "test_loss": {"mean": m, "std": 0.1, "n": 2}} for s, (v, m) in enumerate(zip(sizes, (1.0, 0.5)))]
+    summary = {"file": "x.toml", "mode": "grid", "metric": "test_loss", "swept": ["network.sizes"], "settings": settings,
+               "best": {"bp": {"setting": 1, "values": {"network.sizes": sizes[1]}, "test_loss": {"mean": 0.5, "std": 0.1}}}}
+    plots.sweep_plot(tmp_path / "summary.png", summary)
+    ax = figures[0].axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["[4, 5, 3]", "[4, 7, 3]"] and ax.get_xlabel() == "network.sizes"
+    star = next(line for line in ax.get_lines() if line.get_marker() == "*")
+    assert list(star.get_xdata()) == [1] and list(star.get_ydata()) == [0.5]

@@ -298,8 +298,9 @@ SWEEP_METRICS = {
 
 def sweep_plot(path: Path, summary: dict) -> None:
     """A sweep's final metric (mean over seeds, one standard deviation as a band) against
-    its first swept option, one line per rule and value of the other swept options; without
-    a numeric swept option, one point per setting and rule. Settings drawn at random (a
+    its first swept option (one tick per value where its values are not numbers), one line
+    per rule and value of the other swept options; without a swept option, one point per
+    setting and rule. Settings drawn at random (a
     random sweep or a search) are points with one standard deviation as error bars."""
     metric, swept = summary["metric"], summary["swept"]
     entries = [e for e in summary["settings"] if metric in e]
@@ -312,13 +313,16 @@ def sweep_plot(path: Path, summary: dict) -> None:
         fig.savefig(path, dpi=110)
         plt.close(fig)
         return
-    numeric = bool(swept) and all(isinstance(e["values"][swept[0]], (int, float)) for e in entries)
+    numeric = bool(swept) and all(isinstance(e["values"][swept[0]], (int, float)) and not isinstance(e["values"][swept[0]], bool) for e in entries)
+    # a swept option whose values are not numbers (a list of layer sizes, a name): one tick per value
+    categories = list(dict.fromkeys(str(e["values"][swept[0]]) for e in entries)) if swept and not numeric else []
+    position = (lambda values: values[swept[0]]) if numeric else (lambda values: categories.index(str(values[swept[0]])))
     lines: dict = {}
     for e in entries:
         rest = ", ".join(f"{p} = {e['values'][p]:.3g}" if isinstance(e["values"][p], float) else f"{p} = {e['values'][p]}" for p in swept[1:])
         who = e.get("rule") or e.get("kind", "")
         label = f"{who} ({rest})" if rest else who
-        x = e["values"][swept[0]] if numeric else e["setting"]
+        x = position(e["values"]) if swept else e["setting"]
         lines.setdefault(label, []).append((x, e[metric]["mean"], e[metric]["std"]))
     drawn = summary.get("mode", "grid") != "grid"  # settings drawn at random: points, not lines
     for label, pts in lines.items():
@@ -328,14 +332,18 @@ def sweep_plot(path: Path, summary: dict) -> None:
             continue
         (line,) = ax.plot(x, m, marker="o", label=label)
         ax.fill_between(x, m - s, m + s, color=line.get_color(), alpha=0.2, lw=0)
-    best = summary.get("best", {}) if numeric and len(entries) > len(summary.get("best", {})) else {}
+    best = summary.get("best", {}) if swept and len(entries) > len(summary.get("best", {})) else {}
     for i, b in enumerate(best.values()):
-        ax.plot(b["values"][swept[0]], b[metric]["mean"], marker="*", ms=14, color="k", ls="none", zorder=5,
+        ax.plot(position(b["values"]), b[metric]["mean"], marker="*", ms=14, color="k", ls="none", zorder=5,
                 label=("best setting of each rule" if len(best) > 1 else "best setting") if i == 0 else None)
     if numeric:
         xs = np.asarray([e["values"][swept[0]] for e in entries], float)
         if np.all(xs > 0) and xs.max() / xs.min() >= 10:
             ax.set_xscale("log")
+        ax.set_xlabel(swept[0])
+    elif categories:
+        long = max(map(len, categories)) > 12 or len(categories) > 6
+        ax.set_xticks(range(len(categories)), categories, rotation=30 if long else 0, ha="right" if long else "center")
         ax.set_xlabel(swept[0])
     else:
         ax.set_xlabel("setting (summary.json lists its values)")
