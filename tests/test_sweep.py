@@ -403,6 +403,65 @@ def test_killed_search_resumes_the_setting_it_left_and_keeps_the_budget(tmp_path
     assert len(summary["settings"]) == 3 and all(e["test_loss"]["n"] == 2 for e in summary["settings"])
 
 
+def test_search_killed_between_asking_and_recording_a_setting_trains_it_on_resume(tmp_path, monkeypatch):
+    """Optuna's journal holds the setting it was asked for, sweep.json not yet: the resumed
+    search trains it (it was an internal error, KeyError)."""
+    from neurodyn.io.sweep import Sweep
+
+    file = _file(tmp_path, sweep=SEARCH.replace("samples = 6", "samples = 2").replace('pruner = "asha"\n', ""), base=_search_base())
+    out = tmp_path / "search"
+    real, calls = Sweep.setting, []
+
+    def killed_at_the_second(self, s, values):
+        calls.append(s)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, s, values)
+
+    monkeypatch.setattr(Sweep, "setting", killed_at_the_second)
+    assert main(["sweep", str(file), "--out", str(out), "--workers", "1"]) == 130
+    monkeypatch.setattr(Sweep, "setting", real)
+    assert len(json.loads((out / "sweep.json").read_text())["trials"]) == 2  # the first setting's two seeds
+    assert main(["sweep", str(file), "--out", str(out), "--workers", "1", "--resume"]) == 0
+    record = json.loads((out / "sweep.json").read_text())
+    assert [(t["trial"], t["setting"]) for t in record["trials"]] == [(f"trial_{i:04d}", i // 2) for i in range(4)]
+    assert {r["trial"] for r in _rows(out / "results.csv")} == {t["trial"] for t in record["trials"]}
+
+
+@pytest.fixture(scope="module")
+def finished_search(tmp_path_factory):
+    """A finished search (2 settings x 2 seeds) that tests copy and damage; its file."""
+    tmp = tmp_path_factory.mktemp("search")
+    file = _file(tmp, sweep=SEARCH.replace("samples = 6", "samples = 2").replace('pruner = "asha"\n', ""), base=_search_base())
+    assert main(["sweep", str(file), "--out", str(tmp / "out"), "--workers", "1"]) == 0
+    return file, tmp / "out"
+
+
+@pytest.mark.parametrize(
+    "damage,words",
+    [
+        (lambda b: b + b"xx{{\n", ["not a readable Optuna journal"]),
+        (lambda b: b"", ["lacks setting 0 of sweep.json"]),
+        (lambda b: b[: b.index(b"\n") + 1], ["lacks setting 0 of sweep.json"]),  # the study was made, no setting asked for
+        (lambda b: b[:-20], None),  # a kill while Optuna appended its last record: resumes
+    ],
+    ids=["garbage", "empty", "another_study", "torn_last_line"],
+)
+def test_resume_with_a_damaged_search_journal(finished_search, tmp_path, capsys, damage, words):
+    file, finished = finished_search
+    out = tmp_path / "out"
+    shutil.copytree(finished, out)
+    journal = out / "study.journal"
+    journal.write_bytes(damage(journal.read_bytes()))
+    capsys.readouterr()
+    code = main(["sweep", str(file), "--out", str(out), "--workers", "1", "--resume"])
+    if words is None:
+        assert code == 0 and _rows(out / "results.csv") == _rows(finished / "results.csv")
+        return
+    assert code == 2
+    _one_line(capsys, f"{journal}: ", *words, "rerun the sweep into a new --out")
+
+
 MODEL = """
 name = "di_sweep"
 seed = 1

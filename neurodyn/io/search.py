@@ -30,7 +30,7 @@ import numpy as np
 from .errors import ModelError
 from .experiment import TrainingSpec
 from .results import json_writer, write_outputs
-from .sweep import Sweep, _trial_record, read_record, write_trials
+from .sweep import REDO, Sweep, _trial_record, read_record, write_trials
 from .training import pruned
 
 
@@ -123,6 +123,39 @@ def outcome(folders: list[str], rule: str, metric: str):
     return TrialState.COMPLETE, float(np.mean([s["final"][rule][metric] for s in summaries]))
 
 
+def _checked_study(sweep: Sweep, out_dir: Path, record: dict):
+    """The study of ``out_dir/study.journal``, which must hold the settings ``sweep.json``
+    records with their values, and no finished one it does not (a setting asked for but
+    not yet recorded, left running by a kill, is allowed); else an input error naming it."""
+    from optuna.trial import TrialState
+
+    path = out_dir / "study.journal"
+    _drop_torn_tail(path)
+    try:
+        st = study(sweep, out_dir)
+        trials = {t.number: t for t in st.get_trials(deepcopy=False)}
+    except (ValueError, KeyError, TypeError, AttributeError, OSError) as err:  # JSONDecodeError is a ValueError
+        raise ModelError(path, None, f"not a readable Optuna journal ({type(err).__name__}: {' '.join(str(err).split())[:120]}); {REDO}") from None
+    recorded = {t["setting"]: t["values"] for t in record["trials"]}
+    lost = [s for s, values in recorded.items() if s not in trials or trials[s].params != values]
+    unrecorded = [n for n, t in trials.items() if n not in recorded and t.state != TrialState.RUNNING]
+    if lost or unrecorded:
+        what = f"lacks setting {lost[0]} of sweep.json (or has other values for it)" if lost else f"holds setting {unrecorded[0]}, which sweep.json does not"
+        raise ModelError(path, None, f"{what}: it is not the journal of this search; {REDO}")
+    return st
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a journal's last line if a kill left it half-written (no newline): Optuna skips
+    such a line when it reads, but would append the next record to it and then fail."""
+    if not path.is_file():
+        return
+    with open(path, "rb+") as fh:
+        data = fh.read()
+        if data and not data.endswith(b"\n"):
+            fh.truncate(data.rfind(b"\n") + 1)
+
+
 def run_search(sweep: Sweep, out_dir: Path, runner, bar) -> None:
     """Ask Optuna for settings until ``samples`` have been asked for, training each (all its
     seeds) as a slot of ``runner`` frees, and tell Optuna each outcome; first finish the
@@ -130,25 +163,32 @@ def run_search(sweep: Sweep, out_dir: Path, runner, bar) -> None:
     unless the runner says otherwise); ``runner.workers`` settings train at a time."""
     from optuna.trial import TrialState
 
-    spec, st, dists = sweep.spec, study(sweep, out_dir), space(sweep)
-    rule = next(iter(sweep.base["rules"]))
+    spec, dists = sweep.spec, space(sweep)
     record = read_record(out_dir)
+    st = _checked_study(sweep, out_dir, record)
+    rule = next(iter(sweep.base["rules"]))
     folders_of = {}
     for t in record["trials"]:
         folders_of.setdefault(t["setting"], []).append(str(out_dir / "trials" / t["trial"]))
 
+    def start(trial) -> list[str]:
+        """The trial folders of the setting Optuna asked for, recorded in sweep.json."""
+        trials, tables = sweep.setting(trial.number, {p: trial.params[p] for p in dists})
+        record["trials"] += [_trial_record(t) for t in trials]
+        write_outputs(out_dir, {"sweep.json": json_writer(record)})
+        write_trials(sweep, trials, tables, out_dir)
+        folders_of[trial.number] = [str(out_dir / "trials" / t.name) for t in trials]
+        return folders_of[trial.number]
+
     def jobs():
         for t in st.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            yield folders_of[t.number], None
+            # a search killed between asking and recording the setting: its trials start now
+            yield folders_of.get(t.number) or start(t), None
         while len(st.trials) < spec.samples:
             trial = st.ask(dists)
-            trials, tables = sweep.setting(trial.number, {p: trial.params[p] for p in dists})
-            record["trials"] += [_trial_record(t) for t in trials]
-            write_outputs(out_dir, {"sweep.json": json_writer(record)})
-            write_trials(sweep, trials, tables, out_dir)
-            folders_of[trial.number] = [str(out_dir / "trials" / t.name) for t in trials]
+            folders = start(trial)
             reporter = Reporter(str(out_dir), st.study_name, trial._trial_id, rule, sweep.metric) if spec.pruner != "none" else None
-            yield folders_of[trial.number], reporter
+            yield folders, reporter
 
     def done(folders: list[str]) -> None:
         if bar is not None:
