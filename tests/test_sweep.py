@@ -138,6 +138,21 @@ def test_ray_sweep_gives_the_same_numbers_as_the_local_path(tmp_path):
     )
 
 
+@pytest.mark.slow  # starts a local Ray instance (5 s); .ci/run runs it after the default suite
+def test_ray_tasks_that_no_node_can_hold_are_refused(tmp_path, capsys):
+    """Ray keeps a task that asks for more than any node has waiting for ever; on the
+    private instance of --ray local that is known at the start: exit 2, nothing written."""
+    import ray
+
+    file = _file(tmp_path)
+    for extra, words in ((["--trial-gpus", "1"], "1 CPUs and 1 GPUs"), (["--workers", "2", "--trial-cpus", "3"], "3 CPUs and 0 GPUs")):
+        if "--trial-gpus" in extra and shutil.which("nvidia-smi"):
+            continue  # a machine with a GPU holds it
+        assert main(["sweep", str(file), "--out", str(tmp_path / "sw"), "--ray", "local", *extra]) == 2
+        _one_line(capsys, "--trial-cpus/--trial-gpus: a task asks for " + words, "no node of the Ray cluster has them")
+        assert not (tmp_path / "sw").exists() and not ray.is_initialized()
+
+
 def test_vmapped_seeds_train_as_separate_runs_do(tmp_path):
     """Three seeds trained as one vmapped run write what three separate runs write; seeds
     that diverge are reported per seed, without an exception."""

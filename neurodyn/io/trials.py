@@ -215,6 +215,11 @@ class RayRunner(Inline):
         self.started = not ray.is_initialized()
         if self.started:
             _connect(ray, options.address, workers)
+        try:
+            _check_fits(ray, options)
+        except ModelError:
+            self.close()
+            raise
         self.task = ray.remote(num_cpus=options.cpus_per_trial, num_gpus=options.gpus_per_trial)(run_group_anywhere)
         self.cores = max(1, int(options.cpus_per_trial))
 
@@ -247,7 +252,13 @@ def _connect(ray, address: str, workers: int) -> None:
     if address not in ("local", "auto"):
         _check_reachable(address)
     kw = {"num_cpus": workers} if address == "local" else {"address": address}
+    # a private instance lives as long as the sweep: Ray's notice on how to set up its
+    # authentication tells its user nothing to do (a cluster's is left as it is)
+    notice = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    level = notice.level
     try:
+        if address == "local":
+            notice.setLevel(logging.ERROR)
         with warnings.catch_warnings():
             # Ray starts its processes by fork + exec, which JAX's warning about fork does not concern
             warnings.filterwarnings("ignore", message="os.fork", category=RuntimeWarning)
@@ -255,6 +266,24 @@ def _connect(ray, address: str, workers: int) -> None:
     except (ConnectionError, TimeoutError, RuntimeError, ValueError) as err:
         fix = "start one with `ray start --head`, give its address, or use --ray local" if address == "auto" else "check the address, or use --ray local"
         raise ModelError("--ray", None, f"cannot connect to Ray at {address} ({' '.join(str(err).split())[:200]}): {fix}") from None
+    finally:
+        notice.setLevel(level)
+
+
+def _check_fits(ray, options: RayOptions) -> None:
+    """Some node of the cluster can hold a task (``--trial-cpus`` CPUs and ``--trial-gpus``
+    GPUs); else Ray would keep every task waiting. On a private instance (``local``) that
+    is an input error; a cluster may still grow (an autoscaler), so there it is a warning."""
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    need = {"CPU": options.cpus_per_trial, "GPU": options.gpus_per_trial}
+    if any(all(r.get(k, 0.0) >= v for k, v in need.items()) for r in nodes):
+        return
+    most = {k: max((r.get(k, 0.0) for r in nodes), default=0.0) for k in need}
+    problem = (f"a task asks for {need['CPU']:g} CPUs and {need['GPU']:g} GPUs, but no node of the Ray cluster has them "
+               f"(at most {most['CPU']:g} CPUs and {most['GPU']:g} GPUs)")
+    if options.address == "local":
+        raise ModelError("--trial-cpus/--trial-gpus", None, f"{problem}: ask for less, or give --ray local more CPUs with --workers")
+    warnings.warn(f"{problem}; the tasks wait until such a node joins", stacklevel=2)
 
 
 def _check_reachable(address: str) -> None:
