@@ -661,6 +661,12 @@ def _edit_record(**change):
     return edit
 
 
+def _seed_of_trial_1_changed(path):
+    record = json.loads(path.read_text())
+    record["trials"][1]["seed"] += 100
+    return json.dumps(record)
+
+
 def _setting_x(path):
     lines = path.read_text().splitlines()
     i = lines[0].split(",").index("setting")
@@ -687,6 +693,7 @@ def _cell(column, value, line=1):
         ("sweep.json", _edit_record(spec=None), True, ["sweep.json: spec: missing"]),
         ("sweep.json", _edit_record(target="bogus"), True, ["sweep.json: target: 'bogus'"]),
         ("sweep.json", _edit_record(trials=[]), True, ["results.csv: line 2: trial 'trial_0000'", "not a trial of sweep.json"]),
+        ("sweep.json", _seed_of_trial_1_changed, True, ["sweep.json: trials: trial_0001 has seed 105 here, but its folder was trained with seed 5"]),
         ("sweep.json", _edit_record(trials=[{"trial": "../../x", "setting": 0, "seed": 0, "values": {"training.lr": 0.02}}]), True, ["sweep.json: trials: entry 0"]),
         ("results.csv", "foo,bar\n1,2\n", False, ["results.csv: no column trial"]),
         ("results.csv", "", False, ["results.csv: no column trial"]),

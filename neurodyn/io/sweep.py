@@ -552,6 +552,8 @@ def read_trial_rows(out_dir: Path, record: dict) -> list[dict]:
         file = folder / "summary.json"
         try:
             rows += _trial_rows(folder, t, record.get("target"))
+        except ModelError:
+            raise
         except (OSError, ValueError, KeyError, TypeError, AttributeError, csv.Error) as err:
             raise ModelError(file, None, (
                 f"the results of {t['trial']} cannot be read ({type(err).__name__}: {err}): remove the folder "
@@ -561,6 +563,8 @@ def read_trial_rows(out_dir: Path, record: dict) -> list[dict]:
 
 def _trial_rows(folder: Path, t: dict, target: str | None) -> list[dict]:
     summary = json.loads((folder / "summary.json").read_text())
+    if summary.get("seed", t["seed"]) != t["seed"]:
+        raise ModelError(folder.parent.parent / "sweep.json", "trials", f"{t['trial']} has seed {t['seed']} here, but its folder was trained with seed {summary['seed']}; {REDO}")
     head = {"trial": t["trial"], "seed": t["seed"], "setting": t["setting"]}
     if target == "model":
         return [head | _simulation_row(summary, t["values"])]
