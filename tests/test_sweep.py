@@ -623,6 +623,12 @@ def test_missing_data_is_found_before_anything_is_written(tmp_path, capsys):
     assert main(["sweep", str(file), "--out", str(out), "--workers", "1", "--data-dir", str(bad)]) == 2
     _one_line(capsys, "not an IDX file")
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    # a swept data folder that holds no MNIST is named by its [sweep] key
+    swept = tmp_path / "swept.toml"
+    swept.write_text(file.read_text().replace('"training.lr" = [0.02, 0.005]', f'"data.data_dir" = ["{tmp_path / "empty"}"]'))
+    assert main(["sweep", str(swept), "--out", str(tmp_path / "sw2"), "--workers", "1"]) == 2
+    _one_line(capsys, f'swept.toml: [sweep.grid]."data.data_dir" = \'{tmp_path / "empty"}\': {tmp_path / "empty"}: MNIST files not found')
+    assert not (tmp_path / "sw2").exists()
 
 
 def test_model_sweep_of_array_files_reads_them_from_where_the_swept_file_points(tmp_path, monkeypatch):

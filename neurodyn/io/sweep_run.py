@@ -49,8 +49,15 @@ def check_data(sweep: Sweep, data_dir: str | None) -> None:
     train`` finds them), before any trial is written."""
     tables = list(sweep.tables.values()) or [sweep.base]
     dirs = {data_dir or t["data"].get("data_dir") for t in tables if isinstance(t.get("data"), dict) and t["data"].get("kind") == "mnist"}
+    swept = "data.data_dir" in sweep.spec.paths and data_dir is None
     for d in dirs:
-        find_mnist(d)
+        try:
+            find_mnist(d)
+        except DataError as err:
+            if not swept or d == sweep.base.get("data", {}).get("data_dir"):
+                raise
+            where = "grid" if "data.data_dir" in sweep.spec.grid else "random"
+            raise ModelError(sweep.file, f'[sweep.{where}]."data.data_dir" = {d!r}', str(err)) from None
 
 
 def _remove_new(out_dir: Path, existed: set | None) -> None:
