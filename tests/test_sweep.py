@@ -301,6 +301,10 @@ def test_a_folder_another_command_writes_to_is_refused(tmp_path, capsys):
         assert [p.name for p in out.iterdir()] == [LOCK_NAME]
     assert not out.exists()  # made by the holder, left empty: removed
     out.mkdir()
+    (out / LOCK_NAME).mkdir()  # hostile: a folder of that name
+    assert main(["sweep", str(file), "--out", str(out), "--workers", "1"]) == 2
+    _one_line(capsys, f"{out}: cannot open {LOCK_NAME} here", "remove it")
+    (out / LOCK_NAME).rmdir()
     (out / LOCK_NAME).write_text("")
     assert main(["sweep", str(file), "--out", str(out), "--workers", "1"]) == 0
     assert not (out / LOCK_NAME).exists() and (out / "results.csv").is_file()

@@ -128,7 +128,10 @@ def _locked(path: Path, out: Path):
     except ImportError:
         return None
     while True:
-        fh = open(path, "a")
+        try:
+            fh = open(path, "a")
+        except OSError as err:  # a folder of that name, a file of another user
+            raise ModelError(out, None, f"cannot open {path.name} here ({err.strerror or err}); remove it, or choose another output folder (--out)") from None
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
