@@ -1,7 +1,8 @@
 """The ``neurodyn`` command: parses arguments, calls the library, maps errors to exit codes.
 
 Exit codes: 0 success; 2 invalid input; 3 numerical failure; 130 Ctrl-C; 141 the reader of
-standard output went away; 1 internal error (a bug).
+standard output went away; 1 internal error (a bug), or a sweep's worker process killed from
+outside.
 """
 
 from __future__ import annotations
@@ -481,7 +482,7 @@ def _run(args) -> int:
     jax.config.update("jax_enable_x64", True)  # analysis runs in float64 (README: CLI reference)
     _compilation_cache(jax)
     from . import circuits  # noqa: F401  (registers the kinds)
-    from .io.errors import ModelError, NumericalError
+    from .io.errors import ModelError, NumericalError, WorkerLost
     from .learning.data import DataError
 
     commands = {
@@ -498,6 +499,9 @@ def _run(args) -> int:
     except NumericalError as err:
         _error(str(err))
         return EXIT_NUMERICAL
+    except WorkerLost as err:
+        _error(str(err))
+        return EXIT_BUG
     except KeyboardInterrupt:
         _error("interrupted")
         return 130

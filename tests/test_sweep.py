@@ -310,6 +310,32 @@ def test_a_folder_another_command_writes_to_is_refused(tmp_path, capsys):
     assert not (out / LOCK_NAME).exists() and (out / "results.csv").is_file()
 
 
+def test_a_pool_worker_killed_from_outside_is_one_line_not_a_bug_report(tmp_path, capsys, monkeypatch):
+    """A worker process that dies (the system's out-of-memory killer) broke the pool, which
+    was an internal error with a traceback: now one line naming the folder and --resume."""
+    import os
+
+    from neurodyn.io import sweep_run
+    from neurodyn.io.errors import WorkerLost
+    from neurodyn.io.trials import Pool
+
+    pool = Pool(None, 1)
+    try:
+        future = pool.pool.submit(os._exit, 9)  # the worker dies as a killed one does
+        with pytest.raises(WorkerLost, match="a worker process ended abruptly"):
+            pool.finish(future, [str(tmp_path / "sw" / "trials" / "trial_0003")])
+    finally:
+        pool.close()
+
+    def killed(*args, **kw):
+        raise WorkerLost(f"{tmp_path / 'sw'}: a worker process ended abruptly")
+
+    monkeypatch.setattr(sweep_run, "run_sweep", killed)
+    assert main(["sweep", str(_file(tmp_path)), "--out", str(tmp_path / "sw")]) == 1
+    err = _one_line(capsys, "a worker process ended abruptly")
+    assert "bug" not in err
+
+
 def test_a_ray_cluster_out_of_reach_is_refused_before_anything_is_written(tmp_path, capsys):
     """Ray itself retries for minutes against an address where nothing listens: the sweep
     refuses it in one line, exit 2, with no output folder."""

@@ -29,6 +29,12 @@ class NumericalError(RuntimeError):
     """A numerical failure on valid input (could not stabilise, ...): CLI exit code 3."""
 
 
+class WorkerLost(RuntimeError):
+    """A process that trained a sweep's trials ended abruptly, killed from outside (the
+    system, out of memory): not a fault of the input or the numerics. One line, CLI exit
+    code 1; the finished trials are kept for ``--resume``."""
+
+
 def suggest(name: str, choices: Iterable[str]) -> str:
     """``"; did you mean 'x'?"`` for the closest choice, else the list of choices."""
     choices = sorted(choices)

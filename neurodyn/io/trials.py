@@ -16,11 +16,12 @@ import socket
 import tempfile
 import warnings
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from .errors import ModelError, NumericalError
+from .errors import ModelError, NumericalError, WorkerLost
 from .interrupt import check as check_interrupt
 from .interrupt import deferred
 from .results import write_outputs
@@ -185,6 +186,15 @@ class Pool(Inline):
 
     def submit(self, folders: list[str], report=None) -> Future:
         return self.pool.submit(_run_group_deferred, folders, self.data_dir, report, self.vmap, self.workers)
+
+    def finish(self, future: Future, folders: list[str]) -> None:
+        try:
+            future.result()
+        except BrokenProcessPool:  # every trial in flight fails so: none is named
+            raise WorkerLost(
+                f"{Path(folders[0]).parent.parent}: a worker process ended abruptly (killed from outside, e.g. by the system "
+                "when memory ran out); the finished trials are kept and the others continue from their checkpoints with "
+                "--resume (with fewer --workers or a lower --max-memory if memory ran out)") from None
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
