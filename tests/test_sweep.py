@@ -327,6 +327,18 @@ def test_a_pool_worker_killed_from_outside_is_one_line_not_a_bug_report(tmp_path
     finally:
         pool.close()
 
+    # a Ray task lost with its worker (after Ray's own retries) is the same kind of failure
+    import ray
+    from concurrent.futures import Future
+
+    from neurodyn.io.trials import RayRunner
+
+    runner, lost = object.__new__(RayRunner), Future()
+    runner.ray = ray
+    lost.set_exception(ray.exceptions.WorkerCrashedError())
+    with pytest.raises(WorkerLost, match="trial_0003 was lost .WorkerCrashedError"):
+        runner.finish(lost, [str(tmp_path / "sw" / "trials" / "trial_0003")])
+
     def killed(*args, **kw):
         raise WorkerLost(f"{tmp_path / 'sw'}: a worker process ended abruptly")
 

@@ -241,7 +241,14 @@ class RayRunner(Inline):
         return self.task.remote(payload, self.data_dir, self.vmap, self.cores).future()
 
     def finish(self, future: Future, folders: list[str]) -> None:
-        files = future.result()
+        lost = tuple(getattr(self.ray.exceptions, n) for n in RAY_LOST if hasattr(self.ray.exceptions, n))
+        try:
+            files = future.result()
+        except lost as err:  # Ray has retried the task already
+            raise WorkerLost(
+                f"{Path(folders[0]).parent.parent}: the Ray task training {', '.join(Path(f).name for f in folders)} was lost "
+                f"({type(err).__name__}: {' '.join(str(err).split())[:160]}); the finished trials are kept and the others continue "
+                "from their checkpoints with --resume") from None
         for f in map(Path, folders):
             write_outputs(f, {name: (lambda p, data=data: p.write_bytes(data)) for name, data in files[f.name].items() if name not in ("experiment.toml", "model.toml")})
 
@@ -249,6 +256,10 @@ class RayRunner(Inline):
         if self.started:
             self.ray.shutdown()
 
+
+#: Ray's errors for a task lost with its worker or node (out of memory, a node gone): not
+#: an error of the trial's input or numerics
+RAY_LOST = ("WorkerCrashedError", "NodeDiedError", "OutOfMemoryError", "ObjectLostError", "LocalRayletDiedError")
 
 #: how long a cluster's head may take to accept a connection before --ray ADDRESS gives up
 #: (Ray itself retries for minutes against an address where nothing listens)
