@@ -127,8 +127,8 @@ def _parser() -> argparse.ArgumentParser:
             help="refuse a run whose estimated memory exceeds SIZE (e.g. 8G; default: half the machine's memory, or $NEURODYN_MAX_MEMORY)",
         )
 
-    c = sub.add_parser("check", help="validate a model file and print the resolved circuit")
-    c.add_argument("model", help="model file (TOML)")
+    c = sub.add_parser("check", help="validate a model or experiment file (and its [sweep]) and print what it resolves to")
+    c.add_argument("model", help="model or experiment file (TOML)")
 
     ls = sub.add_parser("list", help="list the circuit kinds with their options and arrays (--rules: the training rules)")
     ls.add_argument("--rules", action="store_true", help="list the credit-assignment rules of neurodyn train with their options")
@@ -370,9 +370,49 @@ def _cmd_sweep(args) -> int:
 
 
 def _cmd_check(args) -> int:
+    """Validate without running: a model file (the resolved circuit), an experiment file
+    (network, data, training, rules), and either's [sweep] table (every setting)."""
+    from .io.errors import read_toml
+
+    table = read_toml(Path(args.model), "model")
+    experiment = "circuit" not in table and bool({"network", "training", "rules"} & set(table))
+    sweep = _sweep_line(args.model) if "sweep" in table else None  # every setting valid before anything is printed
+    (_check_experiment if experiment else _check_model)(args.model)
+    if sweep:
+        print(sweep)
+    return EXIT_OK
+
+
+def _check_experiment(path) -> None:
+    from .io.experiment import load_experiment
+
+    e = load_experiment(path)
+    n_train = e.data.n_train if e.data.kind == "mnist" else e.data.n_train or 2000  # MNIST's own size is known once it is read
+    steps = f"{e.total_steps(n_train)} updates" if n_train else f"{e.training.steps} updates" if e.training.steps else f"{e.training.epochs:g} epochs"
+    print(f"{e.path}: valid experiment file")
+    print(f"  name: {e.name}" + (f" - {e.description}" if e.description else "") + f"; seed: {e.seed}")
+    print(f"  network: sizes {e.network.sizes}, {', '.join(e.network.nonlinearities)}")
+    sizes = [f"{n} {what}" for n, what in ((e.data.n_train, "training"), (e.data.n_test, "test")) if n]
+    print(f"  data: {e.data.kind}" + (f", {' / '.join(sizes)} samples" if sizes else ""))
+    t = e.training
+    print(f"  training: {steps}, mini-batches of {t.batch_size}, lr {t.lr:g}, evaluation every {t.eval_every} updates, {t.dtype}")
+    print(f"  rules: {', '.join(f'{label} ({o.rule})' if o.rule != label else label for label, o in e.rules.items())}")
+
+
+def _sweep_line(path) -> str:
+    from .io.sweep import load_sweep
+
+    sw = load_sweep(path)
+    spec, swept = sw.spec, ", ".join(sw.spec.paths) or "nothing (seeds only)"
+    if spec.mode == "optuna":
+        return f"  [sweep]: valid; an Optuna search of rule {next(iter(sw.base['rules']))}: {spec.samples} settings x {spec.seeds} seeds, {sw.metric} over {swept}"
+    return f"  [sweep]: valid; {spec.mode}: {spec.n_settings()} settings x {spec.seeds} seeds = {len(sw.trials)} trials, over {swept}"
+
+
+def _check_model(path) -> None:
     from .io.model import load_model
 
-    m = load_model(args.model, stabilize=False)
+    m = load_model(path, stabilize=False)
     print(f"{m.path}: valid")
     print(f"  name: {m.name}" + (f" - {m.description}" if m.description else ""))
     print(f"  kind: {m.kind}; sizes: {m.sizes}; master seed: {m.seed}")
@@ -394,7 +434,6 @@ def _cmd_check(args) -> int:
     state = m.circuit.state_shapes()
     print(f"  state: {', '.join(f'{k}{v}' for k, v in state.items())} ({m.circuit.state_size} per sample)")
     print(f"  simulation: {', '.join(f'{k}={v}' for k, v in m.simulation.kwargs().items())}")
-    return EXIT_OK
 
 
 def _cmd_list(args) -> int:

@@ -826,3 +826,19 @@ def test_summary_plot_of_an_option_that_is_not_a_number_labels_each_value(tmp_pa
     assert [t.get_text() for t in ax.get_xticklabels()] == ["[4, 5, 3]", "[4, 7, 3]"] and ax.get_xlabel() == "network.sizes"
     star = next(line for line in ax.get_lines() if line.get_marker() == "*")
     assert list(star.get_xdata()) == [1] and list(star.get_ydata()) == [0.5]
+
+
+def test_check_validates_an_experiment_file_and_the_sweep_of_either_kind(tmp_path, capsys):
+    """`neurodyn check` takes experiment files too (it refused them), and validates a
+    [sweep] table setting by setting before it prints anything."""
+    assert main(["check", str(_file(tmp_path))]) == 0
+    out = capsys.readouterr().out
+    for words in ("valid experiment file", "sizes [4, 5, 3], tanh, linear", "20 updates, mini-batches of 4", "rules: bp, fa",
+                  "[sweep]: valid; grid: 2 settings x 2 seeds = 4 trials, over training.lr"):
+        assert words in out, out
+    assert main(["check", str(_file(tmp_path, sweep=SWEEP.replace("0.005", "-1.0")))]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1 and '[sweep.grid]."training.lr" = -1.0' in captured.err, captured
+    assert main(["check", str(_model_file(tmp_path, '[sweep]\nseeds = 3\n[sweep.grid]\n"circuit.leak" = [0.0, 0.1]\n'))]) == 0
+    out = capsys.readouterr().out
+    assert "kind: dynamic_inversion" in out and "[sweep]: valid; grid: 2 settings x 3 seeds = 6 trials, over circuit.leak" in out
