@@ -842,3 +842,17 @@ def test_check_validates_an_experiment_file_and_the_sweep_of_either_kind(tmp_pat
     assert main(["check", str(_model_file(tmp_path, '[sweep]\nseeds = 3\n[sweep.grid]\n"circuit.leak" = [0.0, 0.1]\n'))]) == 0
     out = capsys.readouterr().out
     assert "kind: dynamic_inversion" in out and "[sweep]: valid; grid: 2 settings x 3 seeds = 6 trials, over circuit.leak" in out
+
+
+def test_a_swept_seed_is_each_settings_first_and_the_table_has_every_trials_own(tmp_path):
+    """Sweeping `seed` itself: setting k's trials use seed_k, seed_k + 1, ...; the `seed`
+    column is the trial's own (it showed the setting's first seed for all its trials)."""
+    out = tmp_path / "sw"
+    assert main(["sweep", str(_file(tmp_path, sweep='[sweep]\nseeds = 2\n[sweep.grid]\n"seed" = [4, 50]\n')), "--out", str(out), "--workers", "1"]) == 0
+    rows = _rows(out / "results.csv")
+    assert sorted({(r["trial"], r["seed"]) for r in rows}) == [("trial_0000", "4"), ("trial_0001", "5"), ("trial_0002", "50"), ("trial_0003", "51")]
+    for r in rows:
+        summary = json.loads((out / "trials" / r["trial"] / "summary.json").read_text())
+        assert summary["seed"] == int(r["seed"])
+    settings = json.loads((out / "summary.json").read_text())["settings"]
+    assert [(e["values"], e["seeds"]) for e in settings if e["rule"] == "bp"] == [({"seed": 4}, 2), ({"seed": 50}, 2)]

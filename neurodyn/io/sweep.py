@@ -567,13 +567,13 @@ def _trial_rows(folder: Path, t: dict, target: str | None) -> list[dict]:
         raise ModelError(folder.parent.parent / "sweep.json", "trials", f"{t['trial']} has seed {t['seed']} here, but its folder was trained with seed {summary['seed']}; {REDO}")
     head = {"trial": t["trial"], "seed": t["seed"], "setting": t["setting"]}
     if target == "model":
-        return [head | _simulation_row(summary, t["values"])]
+        return [head | _simulation_row(summary, t["values"]) | {"seed": t["seed"]}]  # a swept seed is the setting's first
     rows, host = [], summary.get("host", "")
     with open(folder / "metrics.csv", newline="") as fh:
         for r in csv.DictReader(fh):
             r = {k: _number(v) if k != "rule" else v for k, v in r.items()}
             first = head | {k: r.pop(k) for k in ("rule", "step", "train_loss", "test_loss")}
-            first |= t["values"] | {"status": summary["status"].get(first["rule"], "")}
+            first |= t["values"] | {"seed": t["seed"], "status": summary["status"].get(first["rule"], "")}  # a swept seed is the setting's first
             rows.append(first | r | {"host": host})
     return rows
 
