@@ -260,6 +260,7 @@ samples = 6
         ('[sweep]\nmode = "optuna"\nsamples = 3\nrule = "fa"\n[sweep.grid]\n"rules.bp.lr" = [0.1]\n', '[sweep]."rules.bp.lr"', ["only rule 'fa'"]),
         ('[sweep]\nmode = "optuna"\nsamples = 3\nrule = "fa"\nmetric = "test_accuracy"\n[sweep.grid]\n"training.lr" = [0.1]\n', "[sweep].metric", ["classification"]),
         ('[sweep]\nmode = "optuna"\nsamples = 3\nrule = "fa"\n', "[sweep]", ["search space"]),
+        ('[sweep]\nmetric = "test_accuracy"\n[sweep.grid]\n"training.lr" = [0.1]\n', "[sweep].metric", ["needs a classification task", "use test_loss"]),
         ('[sweep]\nmode = "optuna"\nsamples = 3\nrule = "fa"\n[sweep.random]\n"training.batch_size" = { low = 0, high = 8, integer = true }\n', '[sweep.random]."training.batch_size" = 0', ["[training].batch_size"]),
         ('[sweep]\npruner = "asha"\n[sweep.grid]\n"training.lr" = [0.1]\n', "[sweep]", ['pruner is an option of a search: it needs mode = "optuna"']),
         ("[sweep.grid]\n" + "".join(f'"training.{k}" = [{", ".join(["1"] * 20)}]\n' for k in ("batch_size", "eval_every", "eval_samples", "steps")), "[sweep]", ["160000 trials", "limit"]),

@@ -321,8 +321,6 @@ def _search(sweep: Sweep, exp) -> Sweep:
     for p in spec.paths:
         if p.startswith("rules.") and p.split(".")[1] != rule:
             raise ModelError(file, f'[sweep]."{p}"', f"the search trains only rule '{rule}': sweep its options")
-    if spec.metric == "test_accuracy" and not (exp.data.kind == "mnist" and exp.data.task == "classification"):
-        raise ModelError(file, "[sweep].metric", "test_accuracy needs a classification task; use test_loss")
     base = {**sweep.base, "rules": {rule: sweep.base["rules"][rule]}}
     first = {p: v[0] for p, v in spec.grid.items()} | {p: r.draw_end("low") for p, r in spec.random.items()}
     for p in spec.paths:
@@ -366,12 +364,16 @@ def _check_path(file, data: dict, path: str, table: str, target: Target) -> None
 
 
 def _validate_setting(file, table: dict, values: dict, spec: SweepSpec, target: Target) -> None:
-    """The setting's table is a valid file, and its last seed a valid seed."""
+    """The setting's table is a valid file whose results hold the sweep's metric, and its
+    last seed a valid seed."""
+    where = ", ".join(f'[sweep.{"grid" if p in spec.grid else "random"}]."{p}" = {v!r}' for p, v in values.items())
     try:
-        target.validate(file, table)
+        checked = target.validate(file, table)
     except ModelError as err:
-        where = ", ".join(f'[sweep.{"grid" if p in spec.grid else "random"}]."{p}" = {v!r}' for p, v in values.items())
         raise ModelError(file, where or "[sweep]", f"this setting is not valid: {err.key}: {err.message}") from None
+    if spec.metric == "test_accuracy" and not (checked.data.kind == "mnist" and checked.data.task == "classification"):
+        setting = f" (the setting {where})" if where else ""
+        raise ModelError(file, "[sweep].metric", f"test_accuracy needs a classification task{setting}; use test_loss")
     first = table.get("seed", 0)
     if first + spec.seeds - 1 > MAX_SEED:
         where = f'[sweep.{"grid" if "seed" in spec.grid else "random"}]."seed"' if "seed" in values else "seed"
