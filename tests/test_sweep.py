@@ -827,6 +827,10 @@ def test_summary_plot_of_an_option_that_is_not_a_number_labels_each_value(tmp_pa
     assert [t.get_text() for t in ax.get_xticklabels()] == ["[4, 5, 3]", "[4, 7, 3]"] and ax.get_xlabel() == "network.sizes"
     star = next(line for line in ax.get_lines() if line.get_marker() == "*")
     assert list(star.get_xdata()) == [1] and list(star.get_ydata()) == [0.5]
+    # settings drawn at random differ in every option: one legend entry per rule, not per draw
+    drawn = [{"setting": s, "rule": "bp", "values": {"training.lr": 0.01 * (s + 1), "training.batch_size": s + 1}, "test_loss": {"mean": 1.0, "std": 0.1, "n": 2}} for s in range(5)]
+    plots.sweep_plot(tmp_path / "summary.png", summary | {"mode": "random", "swept": ["training.lr", "training.batch_size"], "settings": drawn, "best": {}})
+    assert [t.get_text() for t in figures[1].axes[0].get_legend().get_texts()] == ["bp"]
 
 
 def test_check_validates_an_experiment_file_and_the_sweep_of_either_kind(tmp_path, capsys):

@@ -299,8 +299,8 @@ SWEEP_METRICS = {
 def sweep_plot(path: Path, summary: dict) -> None:
     """A sweep's final metric (mean over seeds, one standard deviation as a band) against
     its first swept option (one tick per value where its values are not numbers), one line
-    per rule and value of the other swept options; without a swept option, one point per
-    setting and rule. Settings drawn at random (a
+    per rule and value of the other swept options (for settings drawn at random, one colour
+    per rule); without a swept option, one point per setting and rule. Settings drawn at random (a
     random sweep or a search) are points with one standard deviation as error bars."""
     metric, swept = summary["metric"], summary["swept"]
     entries = [e for e in summary["settings"] if metric in e]
@@ -317,14 +317,15 @@ def sweep_plot(path: Path, summary: dict) -> None:
     # a swept option whose values are not numbers (a list of layer sizes, a name): one tick per value
     categories = list(dict.fromkeys(str(e["values"][swept[0]]) for e in entries)) if swept and not numeric else []
     position = (lambda values: values[swept[0]]) if numeric else (lambda values: categories.index(str(values[swept[0]])))
+    drawn = summary.get("mode", "grid") != "grid"  # settings drawn at random: points, not lines
     lines: dict = {}
     for e in entries:
         rest = ", ".join(f"{p} = {e['values'][p]:.3g}" if isinstance(e["values"][p], float) else f"{p} = {e['values'][p]}" for p in swept[1:])
         who = e.get("rule") or e.get("kind", "")
-        label = f"{who} ({rest})" if rest else who
+        # drawn settings differ in every option: one colour per rule (summary.json has the values)
+        label = f"{who} ({rest})" if rest and not drawn else who
         x = position(e["values"]) if swept else e["setting"]
         lines.setdefault(label, []).append((x, e[metric]["mean"], e[metric]["std"]))
-    drawn = summary.get("mode", "grid") != "grid"  # settings drawn at random: points, not lines
     for label, pts in lines.items():
         x, m, s = (np.asarray(v, float) for v in zip(*sorted(pts)))
         if drawn:
