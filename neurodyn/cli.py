@@ -216,6 +216,7 @@ def _cmd_simulate(args) -> int:
     for name, v in summary.get("approximations", {}).items():
         print(f"  approximation {name} = {_fmt(v)} (first-order prediction; reported, not a pass/fail check)")
     print(f"  wall time {summary['wall_time_s']:.2f} s; results in {out}/")
+    _unswept_note(model.path)
     if not summary["converged"]:
         where = ""
         if "diverged" in summary:
@@ -312,7 +313,16 @@ def _cmd_train(args) -> int:
     for label, text in summary.get("warnings", {}).items():
         print(f"  warning: {label}: {text}")
     print(f"  results in {out}/")
+    _unswept_note(exp.path)
     return EXIT_OK
+
+
+def _unswept_note(path: Path) -> None:
+    """Say so when a file also holds a [sweep] table, which train and simulate do not run."""
+    from .io.errors import read_toml
+
+    if "sweep" in read_toml(Path(path), "model"):
+        print(f"  note: {path} has a [sweep] table, which this command does not run: neurodyn sweep {path} runs it")
 
 
 def _cmd_sweep(args) -> int:

@@ -861,3 +861,14 @@ def test_a_swept_seed_is_each_settings_first_and_the_table_has_every_trials_own(
         assert summary["seed"] == int(r["seed"])
     settings = json.loads((out / "summary.json").read_text())["settings"]
     assert [(e["values"], e["seeds"]) for e in settings if e["rule"] == "bp"] == [({"seed": 4}, 2), ({"seed": 50}, 2)]
+
+
+def test_train_and_simulate_say_that_they_leave_a_sweep_table_alone(tmp_path, capsys):
+    file = _file(tmp_path)
+    assert main(["train", str(file), "--out", str(tmp_path / "t")]) == 0
+    assert f"note: {file} has a [sweep] table, which this command does not run: neurodyn sweep {file} runs it" in capsys.readouterr().out
+    model = _model_file(tmp_path, '[sweep]\n[sweep.grid]\n"circuit.leak" = [0.0, 0.1]\n')
+    assert main(["simulate", str(model), "--out", str(tmp_path / "s"), "--no-plot"]) == 0
+    assert "has a [sweep] table" in capsys.readouterr().out
+    assert main(["train", str(_file(tmp_path, sweep="")), "--out", str(tmp_path / "t2")]) == 0
+    assert "[sweep]" not in capsys.readouterr().out
