@@ -334,11 +334,17 @@ def _cmd_sweep(args) -> int:
         if args.experiment is not None:
             _error(f"{args.experiment}: give either an experiment file or --summary DIR, not both")
             return EXIT_INPUT
-        if args.summary.is_dir():
-            from .io.results import hold
+        from .io.sweep import partial_summary
 
-            args.held.enter_context(hold(args.summary))  # not while a sweep writes there
-        summary, out = summarize(args.summary, figure_format=args.format), args.summary
+        out = args.summary
+        if (out / "sweep.json").is_file() and not (out / "results.csv").exists():
+            summary = partial_summary(out)  # an unfinished sweep, even a running one: read, nothing written
+        else:
+            if out.is_dir():
+                from .io.results import hold
+
+                args.held.enter_context(hold(out))  # not while a sweep writes there
+            summary = summarize(out, figure_format=args.format)
     else:
         if args.experiment is None:
             _error("sweep: name an experiment file with a [sweep] table, or --summary DIR")
@@ -370,6 +376,8 @@ def _cmd_sweep(args) -> int:
     print(f"sweep of {summary['file']}: {summary['metric']} over seeds, {per}")
     for line in summary_lines(summary):
         print(line)
+    if summary.get("partial"):
+        return EXIT_OK
     print(f"  results in {out}/ (results.csv, summary.json, summary.{args.format})")
     entries = summary["settings"]
     if entries and all(e["diverged"] == e["seeds"] for e in entries):

@@ -872,3 +872,24 @@ def test_train_and_simulate_say_that_they_leave_a_sweep_table_alone(tmp_path, ca
     assert "has a [sweep] table" in capsys.readouterr().out
     assert main(["train", str(_file(tmp_path, sweep="")), "--out", str(tmp_path / "t2")]) == 0
     assert "[sweep]" not in capsys.readouterr().out
+
+
+def test_summary_of_a_sweep_that_has_not_finished_reads_the_trials_that_have(tmp_path, capsys):
+    """A stopped (or running) sweep has no results.csv yet: --summary prints the finished
+    trials' summary with a note, writes nothing, and takes no lock (a running sweep holds
+    the folder)."""
+    from neurodyn.io.results import hold
+
+    file = _file(tmp_path, sweep=SWEEP.replace("seeds = 2", "seeds = 1"))
+    out = tmp_path / "sw"
+    todo = prepare(load_sweep(file), out, resume=False)
+    assert main(["sweep", "--summary", str(out)]) == 2
+    _one_line(capsys, "none of its 2 trials has yet")
+    run_trial(str(out / "trials" / todo[0].name), None)  # one of the two trials finished
+    before = sorted(p.name for p in out.iterdir())
+    with hold(out):  # as while the sweep runs
+        assert main(["sweep", "--summary", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "note: the sweep has not finished: 1 of 2 trials so far" in printed and "training.lr = 0.02 | fa" in printed
+    assert "training.lr = 0.005" not in printed and "results in" not in printed
+    assert sorted(p.name for p in out.iterdir()) == before  # nothing written

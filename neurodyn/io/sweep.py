@@ -726,6 +726,14 @@ def summarize(out_dir: Path, metric: str | None = None, figure_format: str = "pn
         record, rows, note = read_results(out_dir)
     else:
         record, note = read_record(out_dir), None
+    summary = summary_of(record, rows, metric)
+    writers = {"summary.json": json_writer(summary), "summary.png": lambda p: sweep_plot(p, summary)}
+    write_outputs(out_dir, writers, stale=["summary.png"], figure_format=figure_format)
+    return summary | {"notes": [note] if note else []}
+
+
+def summary_of(record: dict, rows: list[dict], metric: str | None = None) -> dict:
+    """The summary (:func:`summarize`) of a sweep's ``record`` and table ``rows``."""
     spec, target = SweepSpec(**record["spec"]), TARGETS[record.get("target", "experiment")]
     who = _who(record)
     metric = metric or spec.metric or target.metrics[0]
@@ -737,13 +745,26 @@ def summarize(out_dir: Path, metric: str | None = None, figure_format: str = "pn
             b = best.get(e[who])
             if b is None or (e[metric]["mean"] > b[metric]["mean"] if maximize else e[metric]["mean"] < b[metric]["mean"]):
                 best[e[who]] = e
-    summary = {
+    return {
         "file": record.get("file", record.get("experiment_file")), "target": target.kind, "mode": spec.mode, "metric": metric, "maximize": maximize, "swept": spec.paths,
         "settings": settings, "best": {rule: {"setting": e["setting"], "values": e["values"], metric: e[metric]} for rule, e in best.items()},
     }
-    writers = {"summary.json": json_writer(summary), "summary.png": lambda p: sweep_plot(p, summary)}
-    write_outputs(out_dir, writers, stale=["summary.png"], figure_format=figure_format)
-    return summary | {"notes": [note] if note else []}
+
+
+def partial_summary(out_dir: Path) -> dict:
+    """The summary of a sweep that has not finished (no ``results.csv`` yet: it is running,
+    or was stopped) over the trials that have: read from their folders, printed only (nothing
+    is written, so it may look at a running sweep); a note says how many trials are in."""
+    out_dir = Path(out_dir)
+    record = read_record(out_dir)
+    spec = SweepSpec(**record["spec"])
+    total = spec.n_settings() * spec.seeds
+    rows = read_trial_rows(out_dir, record)
+    done = len({r["trial"] for r in rows})
+    if not rows:
+        raise ModelError(out_dir, None, f"the sweep has not finished, and none of its {total} trials has yet: ask again later, or continue it with --resume")
+    note = f"the sweep has not finished: {done} of {total} trials so far (it is running, or continue it with --resume); nothing written"
+    return summary_of(record, rows) | {"notes": [note], "partial": True}
 
 
 def _settings_of(rows: list[dict], record: dict, who: str, metric: str) -> list[dict]:
