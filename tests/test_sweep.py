@@ -893,3 +893,37 @@ def test_summary_of_a_sweep_that_has_not_finished_reads_the_trials_that_have(tmp
     assert "note: the sweep has not finished: 1 of 2 trials so far" in printed and "training.lr = 0.02 | fa" in printed
     assert "training.lr = 0.005" not in printed and "results in" not in printed
     assert sorted(p.name for p in out.iterdir()) == before  # nothing written
+
+
+def test_a_stopped_vmapped_group_resumes_together_with_the_same_numbers(tmp_path, monkeypatch):
+    """Ctrl-C stops a vmapped group after a checkpoint of every seed: --resume continues
+    the seeds together (vmapped_seeds 2; they went on one by one before) to the numbers of
+    a sweep that was never stopped. Seeds stopped at different steps go on one by one."""
+    from helpers import interrupted_training
+    from neurodyn.io import training
+
+    file = _file(tmp_path, sweep=SWEEP.replace(", 0.005", ""))  # one setting, 2 seeds
+    assert main(["sweep", str(file), "--out", str(tmp_path / "ref"), "--workers", "1"]) == 0
+    calls = []
+
+    def stop_at_the_third():  # BP's two intervals, then FA's first
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "check_interrupt", stop_at_the_third)
+    out = tmp_path / "sw"
+    assert main(["sweep", str(file), "--out", str(out), "--workers", "1"]) == 130
+    monkeypatch.undo()
+    for trial in ("trial_0000", "trial_0001"):
+        with np.load(out / "trials" / trial / "checkpoint.npz") as z:
+            assert (int(z["bp/step"]), int(z["fa/step"])) == (20, 10)
+    assert main(["sweep", str(file), "--out", str(out), "--workers", "1", "--resume"]) == 0
+    _same_numbers(_rows(tmp_path / "ref" / "results.csv"), _rows(out / "results.csv"))
+    assert [json.loads((out / "trials" / t / "summary.json").read_text())["vmapped_seeds"] for t in ("trial_0000", "trial_0001")] == [2, 2]
+
+    exps = [load_experiment(file).model_copy(update={"seed": s}) for s in (4, 5)]
+    outs = [tmp_path / "a", tmp_path / "b"]
+    for exp, o, at in zip(exps, outs, (2, 3)):  # one seed stopped after BP's first interval, one after its second
+        interrupted_training(monkeypatch, exp, o, at=at)
+    assert run_training_seeds(exps, outs, plot=False, resume=True) is None  # nothing run: they go on one by one

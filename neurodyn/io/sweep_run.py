@@ -108,11 +108,12 @@ def _runner(data_dir, ray: RayOptions | None, workers: int, vmap: bool) -> Inlin
 
 
 def _groups(todo: list[Trial], out_dir: Path) -> list[list[str]]:
-    """The trials' folders, the seeds of a setting together unless one of them has begun
-    (it continues alone from its checkpoint)."""
+    """The trials' folders, the seeds of a setting together: those that have begun (they
+    continue from their checkpoints, together where they stopped at the same step) apart
+    from those that have not."""
     by_setting: dict = {}
     for t in todo:
         folder = out_dir / "trials" / t.name
-        key = ("alone", t.index) if (folder / "checkpoint.npz").is_file() else ("setting", t.setting)
+        key = ((folder / "checkpoint.npz").is_file(), t.setting)
         by_setting.setdefault(key, []).append(str(folder))
     return list(by_setting.values())

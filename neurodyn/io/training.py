@@ -292,6 +292,7 @@ def _optimizer(t, options) -> SGD:
 
 def run_training_seeds(
     exps: list[Experiment], out_dirs: list[Path], *, data_dir: str | None = None, plot: bool = True, report: Report | None = None,
+    resume: bool = False,
 ) -> list[dict] | None:
     """Train experiments that differ only in their seed, each rule's steps of all seeds in
     one vmapped program (:func:`~neurodyn.learning.train.run_steps_seeds`); every seed gets
@@ -302,27 +303,41 @@ def run_training_seeds(
     is the group's time per update divided by the number of seeds. A seed whose weights
     become non-finite stops being evaluated and is reported as diverged (no exception);
     ``report`` sees the rows of the seeds still training and stops them all at once.
-    Returns the summaries, or None, having run nothing, if some rule's structure differs
-    between seeds (then train them one by one)."""
+    ``resume``: every seed continues from its checkpoint, together, where each rule's seeds
+    stopped at the same step (as a stopped vmapped run leaves them). Returns the summaries,
+    or None, having run nothing, if some rule's structure differs between seeds, or on
+    resume their checkpoints differ in a rule's step (then train them one by one)."""
     datas = [load_data(e, data_dir) for e in exps]
     t, S = exps[0].training, len(exps)
     total = exps[0].total_steps(datas[0].n_train)
     nets0 = [initial_network(e, d) for e, d in zip(exps, datas)]
-    built = {label: [RULES[o.rule].build(n0, o, seed=e.seed, lr=o.lr or t.lr) for e, n0 in zip(exps, nets0)] for label, o in exps[0].rules.items()}
+    paths = [Path(o) / "checkpoint.npz" for o in out_dirs]
+    states = _seed_states(exps, paths, resume)
+    if states is None:
+        return None
+    saved = {label: [st["feedback"].get(label) for st in states] for label in exps[0].rules}
+    built = {
+        label: [RULES[o.rule].build(n0, o.for_restore() if saved[label][s] else o, seed=e.seed, lr=o.lr or t.lr) for s, (e, n0) in enumerate(zip(exps, nets0))]
+        for label, o in exps[0].rules.items()
+    }
     xs_shapes = {d.x_train.shape for d in datas}
     if not same_structure(nets0) or len(xs_shapes) > 1 or not all(same_structure([r for r, _ in b]) for b in built.values()):
         return None
     probe_b = jax.tree_util.tree_map(lambda *v: jnp.stack(v), *[_probe(t, d) for d in datas])
-    states = [{"rows": [], "feedback": {}, "networks": {}, "wall": {}} for _ in range(S)]
     records, status, devices = [{} for _ in range(S)], [{} for _ in range(S)], {}
     for label, options in exps[0].rules.items():
+        if all(saved[label]):  # restored, as run_training does: the arrays it trained with, no SSA again
+            built[label] = [_restore_feedback(r, saved[label][s], paths[s], label) for s, (r, _) in enumerate(built[label])]
         rules, settings = [r for r, _ in built[label]], _settings(exps[0], datas[0], label)
-        opt, start = _optimizer(t, options), time.perf_counter()
-        rule_b, net_b, alive, step, slots, parallel = stack(rules), stack(nets0), np.ones(S, bool), 0, None, False
+        nets, step = zip(*[st["networks"].get(label, (n0, 0)) for st, n0 in zip(states, nets0)])
+        nets, step = list(nets), step[0]
+        opt, start = _optimizer(t, options), time.perf_counter() - states[0]["wall"].get(label, 0.0)
+        rule_b, net_b, alive, slots, parallel = stack(rules), stack(nets), np.ones(S, bool), None, False
         m = jax.tree_util.tree_map(np.asarray, _measure_seeds(gather(rule_b), gather(net_b), probe_b, settings))  # as below: one compilation
         for s in range(S):
             records[s][label] = _rule_record(options, built[label][s][1])
-            states[s]["rows"].append(_row(label, 0, jax.tree_util.tree_map(lambda v, s=s: v[s], m), 0.0, float("nan")))
+            if step == 0 and not any(r["rule"] == label for r in states[s]["rows"]):
+                states[s]["rows"].append(_row(label, 0, jax.tree_util.tree_map(lambda v, s=s: v[s], m), 0.0, float("nan")))
             status[s][label] = "completed"
         while step < total and alive.any():
             n = min(t.eval_every, total - step)
@@ -330,7 +345,7 @@ def run_training_seeds(
             if slots is None:  # the seeds' steps spread over the devices where that is safe
                 parallel = spreadable(run_steps_seeds, rule_b, net_b, exps[0].network.loss, opt, *(np.stack(v) for v in zip(*steps)))
                 slots = seed_slots(S) if parallel else S
-                rule_b, net_b = _slots(rules, slots, parallel), _slots(nets0, slots, parallel)
+                rule_b, net_b = _slots(rules, slots, parallel), _slots(nets, slots, parallel)
                 devices[label] = len(net_b.W[0].sharding.device_set)
             t0 = time.perf_counter()
             net_b, rule_b = jax.block_until_ready(run_steps_seeds(rule_b, net_b, exps[0].network.loss, opt, *(_slots(v, slots, parallel) for v in zip(*steps))))
@@ -358,6 +373,18 @@ def run_training_seeds(
         _write_results(out_dirs[s], states[s]["rows"], summary, plot)
         summaries.append(summary)
     return summaries
+
+
+def _seed_states(exps: list[Experiment], paths: list[Path], resume: bool) -> list[dict] | None:
+    """Each seed's training state (rows, networks, feedback arrays, wall times): empty, or
+    on ``resume`` its checkpoint's; None where a rule's seeds stopped at different steps
+    (a kill while their checkpoints were being written)."""
+    if not resume:
+        return [{"rows": [], "feedback": {}, "networks": {}, "wall": {}} for _ in exps]
+    states = [_load_checkpoint(p, e) for p, e in zip(paths, exps)]
+    if any(len({st["networks"].get(label, (None, 0))[1] for st in states}) > 1 for label in exps[0].rules):
+        return None
+    return states
 
 
 def _slots(items, slots: int, parallel: bool):

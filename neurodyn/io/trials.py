@@ -81,15 +81,17 @@ def simulate_trial(folder: Path) -> dict:
 
 
 def run_trial_group(folders: list[str], data_dir: str | None, report=None, vmap: bool = True, share: int = 1, cores: int | None = None) -> None:
-    """Train the trials of one setting: when none has begun, with their steps vmapped over
-    the seeds (:func:`~neurodyn.io.training.run_training_seeds`) and spread over ``cores``
-    (default: this machine's cores shared by ``share`` worker processes), as many seeds at a
-    time as the memory limit allows (:func:`seeds_at_once`); otherwise, where a rule cannot be
-    vmapped or ``vmap`` is off, one by one (a begun trial from its checkpoint, unreported: a
-    search does not prune a setting it resumes)."""
-    begun = any((Path(f) / "checkpoint.npz").is_file() for f in folders)
+    """Train the trials of one setting with their steps vmapped over the seeds
+    (:func:`~neurodyn.io.training.run_training_seeds`) and spread over ``cores`` (default:
+    this machine's cores shared by ``share`` worker processes), as many seeds at a time as
+    the memory limit allows (:func:`seeds_at_once`): all from the start, or all from their
+    checkpoints where each rule's seeds stopped at the same step (unreported then: a search
+    does not prune a setting it resumes). Otherwise, where a rule cannot be vmapped, or
+    ``vmap`` is off, one by one (a begun trial from its checkpoint)."""
+    checkpoints = [(Path(f) / "checkpoint.npz").is_file() for f in folders]
+    begun, resume = any(checkpoints), all(checkpoints)
     models = any((Path(f) / "model.toml").is_file() for f in folders)
-    if len(folders) == 1 or begun or not vmap or models:
+    if len(folders) == 1 or (begun and not resume) or not vmap or models:
         for f in folders:
             run_trial(f, data_dir, None if begun else report)
         return
@@ -103,9 +105,10 @@ def run_trial_group(folders: list[str], data_dir: str | None, report=None, vmap:
     k = seeds_at_once(exps[0], share)
     for i in range(0, len(folders), k):
         part = folders[i : i + k]
-        if len(part) == 1 or run_training_seeds(exps[i : i + k], [Path(f) for f in part], data_dir=data_dir, plot=False, report=report) is None:
+        mine = None if resume else report
+        if len(part) == 1 or run_training_seeds(exps[i : i + k], [Path(f) for f in part], data_dir=data_dir, plot=False, report=mine, resume=resume) is None:
             for f in part:
-                run_trial(f, data_dir, report)
+                run_trial(f, data_dir, mine)
 
 
 def seeds_at_once(exp, share: int = 1) -> int:
