@@ -319,9 +319,13 @@ def _cmd_train(args) -> int:
 
 def _unswept_note(path: Path) -> None:
     """Say so when a file also holds a [sweep] table, which train and simulate do not run."""
-    from .io.errors import read_toml
+    from .io.errors import ModelError, read_toml
 
-    if "sweep" in read_toml(Path(path), "model"):
+    try:
+        sweep = "sweep" in read_toml(Path(path), "model")
+    except ModelError:  # the file moved or changed while the command ran: nothing to say
+        return
+    if sweep:
         print(f"  note: {path} has a [sweep] table, which this command does not run: neurodyn sweep {path} runs it")
 
 
