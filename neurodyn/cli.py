@@ -395,11 +395,11 @@ def _cmd_check(args) -> int:
     """Validate without running: a model file (the resolved circuit), an experiment file
     (network, data, training, rules), and either's [sweep] table (every setting)."""
     from .io.errors import read_toml
+    from .io.model import is_experiment
 
     table = read_toml(Path(args.model), "model")
-    experiment = "circuit" not in table and bool({"network", "training", "rules"} & set(table))
     sweep = _sweep_line(args.model) if "sweep" in table else None  # every setting valid before anything is printed
-    (_check_experiment if experiment else _check_model)(args.model)
+    (_check_experiment if is_experiment(table) else _check_model)(args.model)
     if sweep:
         print(sweep)
     return EXIT_OK
@@ -409,8 +409,8 @@ def _check_experiment(path) -> None:
     from .io.experiment import load_experiment
 
     e = load_experiment(path)
-    n_train = e.data.n_train if e.data.kind == "mnist" else e.data.n_train or 2000  # MNIST's own size is known once it is read
-    steps = f"{e.total_steps(n_train)} updates" if n_train else f"{e.training.steps} updates" if e.training.steps else f"{e.training.epochs:g} epochs"
+    known = e.known_steps()  # MNIST's own size is known once it is read
+    steps = f"{known} updates" if known else f"{e.training.steps} updates" if e.training.steps else f"{e.training.epochs:g} epochs"
     print(f"{e.path}: valid experiment file")
     print(f"  name: {e.name}" + (f" - {e.description}" if e.description else "") + f"; seed: {e.seed}")
     print(f"  network: sizes {e.network.sizes}, {', '.join(e.network.nonlinearities)}")

@@ -169,6 +169,14 @@ class Experiment(BaseModel):
         set from the command line (checkpoints compare it on --resume)."""
         return self.resolved if self.resolved is not None else self.path.read_text()
 
+    def known_steps(self) -> int | None:
+        """:meth:`total_steps` where the data's size is known before it is loaded (every
+        data set but MNIST without ``n_train``, whose size is the file's), else None; an
+        input error as there."""
+        if self.data.kind == "mnist" and self.data.n_train is None:
+            return None
+        return self.total_steps(self.data.n_train or 2000)
+
     def total_steps(self, n_train: int) -> int:
         """Updates of the run on ``n_train`` samples (at least one); an input error if no
         mini-batch fits in the data, or if the run would record more than

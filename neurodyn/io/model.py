@@ -360,11 +360,17 @@ def load_model(path: str | Path | None = None, *, stabilize: bool = True, overri
     return model_from_table(file, table, stabilize=stabilize)
 
 
+def is_experiment(table: dict) -> bool:
+    """Whether a file's table is an experiment file (``[network]``, ``[training]``,
+    ``[rules]``, no ``[circuit]``) rather than a model file."""
+    return "circuit" not in table and bool({"network", "training", "rules"} & set(table))
+
+
 def model_from_table(file: Path, data: dict, *, stabilize: bool = True) -> Model:
     """The model of a TOML table read from ``file`` (:func:`load_model`; errors name
     ``file``, and array files are found relative to it). A ``[sweep]`` table is left to
     :mod:`.sweep`."""
-    if {"network", "training", "rules"} & set(data) and "circuit" not in data:
+    if is_experiment(data):
         raise ModelError(file, None, "this is an experiment file ([network], [training], [rules]), not a model file: train it with neurodyn train (or sweep it with neurodyn sweep)")
     check_keys(file, "", data, TOP_KEYS)
     seed = data.get("seed", 0)

@@ -200,8 +200,7 @@ def _validate_experiment(file: Path, table: dict):
     """The experiment, and its length where the data's size is known before loading it (a
     mini-batch larger than the data is found here, not when the trial starts)."""
     exp = experiment_from_table(file, table)
-    if exp.data.kind != "mnist" or exp.data.n_train is not None:
-        exp.total_steps(exp.data.n_train or 2000)
+    exp.known_steps()
     return exp
 
 

@@ -333,10 +333,12 @@ def run_training_seeds(
         nets, step = list(nets), step[0]
         opt, start = _optimizer(t, options), time.perf_counter() - states[0]["wall"].get(label, 0.0)
         rule_b, net_b, alive, slots, parallel = stack(rules), stack(nets), np.ones(S, bool), None, False
-        m = jax.tree_util.tree_map(np.asarray, _measure_seeds(gather(rule_b), gather(net_b), probe_b, settings))  # as below: one compilation
+        fresh = step == 0 and not any(r["rule"] == label for r in states[0]["rows"])  # not begun: its step-0 row
+        if fresh:
+            m = jax.tree_util.tree_map(np.asarray, _measure_seeds(gather(rule_b), gather(net_b), probe_b, settings))  # as below: one compilation
         for s in range(S):
             records[s][label] = _rule_record(options, built[label][s][1])
-            if step == 0 and not any(r["rule"] == label for r in states[s]["rows"]):
+            if fresh:
                 states[s]["rows"].append(_row(label, 0, jax.tree_util.tree_map(lambda v, s=s: v[s], m), 0.0, float("nan")))
             status[s][label] = "completed"
         while step < total and alive.any():
